@@ -1,0 +1,1 @@
+"""Recommender service (issue 4)."""

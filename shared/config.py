@@ -1,0 +1,178 @@
+"""Every setting of the worker: its environment variable, default per profile, and meaning.
+
+One table (``SETTINGS``) is the single source: processes read it through
+``load_config()``, Scrapy's settings are filled from it, and the README's
+configuration table is generated from it (``toonpick config --markdown``).
+
+Profiles: ``dev`` (default) points at the local services started by
+``deploy/local/services.sh``; ``test`` uses separate databases on the same
+services; ``prod`` has no defaults for stores, so a missing URL is an error
+at start-up rather than a silent write to a developer database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PROFILES = ("dev", "test", "prod")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    env: str
+    default: str | None
+    help: str
+    kind: type = str
+    # Profile-specific defaults override ``default``; ``None`` means "must be set".
+    profiles: Mapping[str, str | None] = field(default_factory=dict)
+
+    def default_for(self, profile: str) -> str | None:
+        return self.profiles.get(profile, self.default)
+
+
+_LOCAL_MARIADB = "mysql://toonpick:toonpick@127.0.0.1:3306/"
+_LOCAL_MONGO = "mongodb://127.0.0.1:27017/"
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("profile", "TOONPICK_PROFILE", "dev", "Profile: dev, test or prod."),
+    Setting("log_level", "TOONPICK_LOG_LEVEL", "INFO", "Log level of every process."),
+    Setting("timezone", "TOONPICK_TIMEZONE", "Asia/Seoul",
+            "Time zone of the platforms' calendar (publish days, schedules)."),
+    # Stores: one URL each.
+    Setting("mariadb_url", "TOONPICK_MARIADB_URL", _LOCAL_MARIADB + "toonpick",
+            "MariaDB catalogue, members' activity, recommendations, tasks.",
+            profiles={"test": _LOCAL_MARIADB + "toonpick_test", "prod": None}),
+    Setting("mongo_url", "TOONPICK_MONGO_URL", _LOCAL_MONGO + "toonpick?retryWrites=false",
+            "MongoDB raw documents. SecantusDB in dev/test needs retryWrites=false.",
+            profiles={"test": _LOCAL_MONGO + "toonpick_test?retryWrites=false", "prod": None}),
+    Setting("redis_url", "REDIS_URL", "",
+            "Redis for the crawl cluster and jobs. Empty: crawls run single-process."),
+    Setting("images_store", "TOONPICK_IMAGES_STORE", "data/images",
+            "Where thumbnails go: s3://bucket/prefix/ or a local path.",
+            profiles={"prod": None}),
+    Setting("aws_endpoint_url", "AWS_ENDPOINT_URL", "",
+            "S3/SQS endpoint; empty means AWS itself. moto_server in dev/test.",
+            profiles={"dev": "http://127.0.0.1:5000", "test": "http://127.0.0.1:5000"}),
+    Setting("aws_access_key_id", "AWS_ACCESS_KEY_ID", "",
+            "AWS access key (any value for moto).",
+            profiles={"dev": "testing", "test": "testing"}),
+    Setting("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY", "",
+            "AWS secret key (any value for moto).",
+            profiles={"dev": "testing", "test": "testing"}),
+    Setting("aws_region", "AWS_REGION", "ap-northeast-2", "AWS region."),
+    # Platforms: the real hosts by default; the simulator's URL offline.
+    Setting("naver_base_url", "TOONPICK_NAVER_BASE_URL", "https://comic.naver.com",
+            "Naver Webtoon base URL."),
+    Setting("kakao_base_url", "TOONPICK_KAKAO_BASE_URL", "https://gateway-kw.kakao.com",
+            "Kakao Webtoon API base URL."),
+    Setting("kakaopage_base_url", "TOONPICK_KAKAOPAGE_BASE_URL", "https://page.kakao.com",
+            "KakaoPage base URL (GraphQL at /graphql)."),
+    # Crawl behaviour.
+    Setting("crawl_concurrency", "TOONPICK_CRAWL_CONCURRENCY", "16",
+            "Concurrent requests per spider node.", kind=int),
+    Setting("crawl_host_rate", "TOONPICK_CRAWL_HOST_RATE", "6",
+            "Requests per second per host, shared by the whole cluster (0: unlimited).",
+            kind=float),
+    Setting("crawl_lease_seconds", "TOONPICK_CRAWL_LEASE_SECONDS", "60",
+            "How long a popped request stays leased to a silent node before another "
+            "node reclaims it.", kind=float),
+    Setting("crawl_batch_size", "TOONPICK_CRAWL_BATCH_SIZE", "500",
+            "Items per bulk write in the store pipelines.", kind=int),
+    Setting("crawl_flush_seconds", "TOONPICK_CRAWL_FLUSH_SECONDS", "0.5",
+            "Longest time an item waits in a pipeline buffer before it is written.",
+            kind=float),
+    Setting("crawl_idle_seconds", "TOONPICK_CRAWL_IDLE_SECONDS", "5",
+            "Cluster mode: how long an idle node waits for work before the run is "
+            "checked for done.", kind=float),
+    Setting("crawl_today", "TOONPICK_CRAWL_TODAY", "",
+            "Override today's date (YYYY-MM-DD) for the episode-update rule; empty: now "
+            "in TOONPICK_TIMEZONE."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _convert(setting: Setting, raw: str) -> Any:
+    if setting.kind is str:
+        return raw
+    try:
+        return setting.kind(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{setting.env}={raw!r} is not a valid {setting.kind.__name__}") from exc
+
+
+class Config(Mapping[str, Any]):
+    """Read-only view of the resolved settings; attribute or item access."""
+
+    def __init__(self, values: dict[str, Any], profile: str):
+        self._values = values
+        self.profile = profile
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __repr__(self) -> str:
+        return f"Config(profile={self.profile!r})"
+
+
+def load_config(environ: Mapping[str, str] | None = None, profile: str | None = None) -> Config:
+    """Resolve every setting from ``environ`` (default ``os.environ``) for a profile."""
+    env = os.environ if environ is None else environ
+    profile = profile or env.get("TOONPICK_PROFILE") or "dev"
+    if profile not in PROFILES:
+        raise ConfigError(f"TOONPICK_PROFILE={profile!r}: expected one of {', '.join(PROFILES)}")
+    values: dict[str, Any] = {}
+    missing = []
+    for setting in SETTINGS:
+        raw = env.get(setting.env)
+        if raw is None:
+            raw = setting.default_for(profile)
+        if raw is None:
+            missing.append(setting.env)
+            continue
+        values[setting.name] = _convert(setting, raw)
+    values["profile"] = profile
+    if missing:
+        raise ConfigError(f"profile {profile!r} requires: {', '.join(missing)}")
+    return Config(values, profile)
+
+
+def markdown_table() -> str:
+    """The README's configuration table."""
+    rows = ["| Variable | dev default | test | prod | Meaning |", "|---|---|---|---|---|"]
+
+    def cell(value: str | None) -> str:
+        if value is None:
+            return "**required**"
+        return f"`{value}`" if value else "(empty)"
+
+    for s in SETTINGS:
+        rows.append(
+            f"| `{s.env}` | {cell(s.default_for('dev'))} | {cell(s.default_for('test'))} "
+            f"| {cell(s.default_for('prod'))} | {s.help} |"
+        )
+    return "\n".join(rows)
+
+
+def setting(name: str) -> Setting:
+    return _BY_NAME[name]
