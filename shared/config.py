@@ -42,7 +42,8 @@ _LOCAL_MARIADB = "mysql://toonpick:toonpick@127.0.0.1:3306/"
 _LOCAL_MONGO = "mongodb://127.0.0.1:27017/"
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("profile", "TOONPICK_PROFILE", "dev", "Profile: dev, test or prod."),
+    Setting("profile", "TOONPICK_PROFILE", "dev", "Profile: dev, test or prod.",
+            profiles={"test": "test", "prod": "prod"}),
     Setting("log_level", "TOONPICK_LOG_LEVEL", "INFO", "Log level of every process."),
     Setting("timezone", "TOONPICK_TIMEZONE", "Asia/Seoul",
             "Time zone of the platforms' calendar (publish days, schedules)."),
@@ -57,7 +58,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Redis for the crawl cluster and jobs. Empty: crawls run single-process."),
     Setting("images_store", "TOONPICK_IMAGES_STORE", "data/images",
             "Where thumbnails go: s3://bucket/prefix/ or a local path.",
-            profiles={"prod": None}),
+            profiles={"dev": "s3://toonpick-images/", "test": "s3://toonpick-test-images/",
+                      "prod": None}),
     Setting("aws_endpoint_url", "AWS_ENDPOINT_URL", "",
             "S3/SQS endpoint; empty means AWS itself. moto_server in dev/test.",
             profiles={"dev": "http://127.0.0.1:5000", "test": "http://127.0.0.1:5000"}),

@@ -1,0 +1,222 @@
+"""The main job end to end, offline: simulator → crawl cluster → three stores → summary.
+
+``run_demo`` starts the platform simulator in this process, crawls the three
+platforms with N spider processes each (sharing one run per platform through
+Redis), then reads every store back and prints what landed: counts per
+platform and store, thumbnails stored, run time, and whether the stores hold
+exactly what the simulator serves.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from crawler.launcher import REPO_ROOT, CrawlRequest, start_nodes, wait_all
+from shared.config import Config, load_config
+from shared.domain import Platform
+from shared.stores.s3 import ensure_bucket, parse_s3_url, s3_client
+
+SPIDER_PLATFORM = {"naver": Platform.NAVER, "kakao": Platform.KAKAO,
+                   "kakaopage": Platform.KAKAOPAGE}
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def crawl_env(config: Config, simulator_url: str | None, redis_url: str) -> dict[str, str]:
+    """Environment for spider nodes: the simulator as every platform, the given Redis."""
+    env = {"REDIS_URL": redis_url, "TOONPICK_PROFILE": config.profile}
+    if simulator_url:
+        env.update({
+            "TOONPICK_NAVER_BASE_URL": simulator_url,
+            "TOONPICK_KAKAO_BASE_URL": simulator_url,
+            "TOONPICK_KAKAOPAGE_BASE_URL": simulator_url,
+            # The simulator is ours and local: no politeness delay needed.
+            "TOONPICK_CRAWL_HOST_RATE": os.environ.get("TOONPICK_CRAWL_HOST_RATE", "0"),
+        })
+    return env
+
+
+def run_stats(redis_url: str, spider: str, run_id: str) -> dict[str, Any]:
+    from crawler.cluster.runs import get_run
+    from shared.stores.redis import redis_client
+
+    client = redis_client(redis_url)
+    try:
+        return get_run(client, spider, run_id) or {}
+    finally:
+        client.close()
+
+
+def crawl_and_report(request: CrawlRequest, nodes: int = 1, timeout: float = 3600.0,
+                     env: Mapping[str, str] | None = None,
+                     log_dir: Path | None = None) -> dict[str, Any]:
+    """Run one crawl with ``nodes`` processes and return its run record."""
+    started = time.monotonic()
+    env = dict(env or {})
+    procs = start_nodes(request, nodes=nodes, env=env, log_dir=log_dir)
+    codes = wait_all(procs, timeout=timeout)
+    report: dict[str, Any] = {"spider": request.spider, "run_id": request.run_id,
+                              "mode": request.mode, "exit_codes": codes,
+                              "seconds": round(time.monotonic() - started, 2)}
+    redis_url = env.get("REDIS_URL") or os.environ.get("REDIS_URL")
+    if redis_url:
+        report["run"] = run_stats(redis_url, request.spider, request.run_id)
+    report["ok"] = all(code == 0 for code in codes)
+    return report
+
+
+def store_counts(config: Config, platform: Platform) -> dict[str, int]:
+    """What the three stores hold for one platform."""
+    from shared.stores.mariadb import connect
+    from shared.stores.mongo import mongo_database
+
+    counts: dict[str, int] = {}
+    db = mongo_database(config.mongo_url)
+    counts["mongo_titles"] = db.webtoon_raw.count_documents({"platform": platform.value})
+    counts["mongo_episodes"] = db.episode_raw.count_documents({"platform": platform.value})
+    db.client.close()
+    conn = connect(config.mariadb_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM webtoon_platform wp JOIN platform p ON p.id = wp.platform_id"
+                " WHERE p.name = %s", (platform.value,))
+            counts["mariadb_titles"] = _first(cur.fetchone())
+            cur.execute(
+                "SELECT COUNT(*) FROM webtoon_episode_link l"
+                " JOIN platform p ON p.id = l.platform_id WHERE p.name = %s", (platform.value,))
+            counts["mariadb_episodes"] = _first(cur.fetchone())
+            cur.execute(
+                "SELECT COUNT(*) FROM webtoon w JOIN webtoon_platform wp ON wp.webtoon_id = w.id"
+                " JOIN platform p ON p.id = wp.platform_id"
+                " WHERE p.name = %s AND w.thumbnail_path IS NOT NULL", (platform.value,))
+            counts["mariadb_thumbnail_paths"] = _first(cur.fetchone())
+    finally:
+        conn.close()
+    counts["images_stored"] = count_images(config, platform)
+    return counts
+
+
+def _first(row: Any) -> int:
+    if isinstance(row, dict):
+        return int(next(iter(row.values())))
+    return int(row[0])
+
+
+def _s3(config: Config) -> Any:
+    return s3_client(config.aws_endpoint_url, config.aws_access_key_id,
+                     config.aws_secret_access_key, config.aws_region)
+
+
+def ensure_images_bucket(config: Config) -> None:
+    if config.images_store.startswith("s3://"):
+        ensure_bucket(_s3(config), parse_s3_url(config.images_store)[0], config.aws_region)
+
+
+def count_images(config: Config, platform: Platform) -> int:
+    """Thumbnails stored under ``webtoons/<PLATFORM>/`` in the images store."""
+    store = config.images_store
+    if store.startswith("s3://"):
+        bucket, prefix = parse_s3_url(store)
+        client = _s3(config)
+        paginator = client.get_paginator("list_objects_v2")
+        total = 0
+        for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}webtoons/{platform.value}/"):
+            total += page.get("KeyCount", 0)
+        return total
+    root = Path(store)
+    if not root.is_absolute():
+        root = REPO_ROOT / root
+    return sum(1 for _ in (root / "webtoons" / platform.value).glob("*/thumbnail.jpg"))
+
+
+def reset_dev_stores(config: Config) -> None:
+    """Empty the catalogue, raw documents and images of the dev profile (``--fresh``)."""
+    from shared.schema.migrate import migrate
+    from shared.stores.mariadb import drop_database
+    from shared.stores.mongo import mongo_database
+
+    if config.profile == "prod":
+        raise RuntimeError("refusing to reset stores in the prod profile")
+    drop_database(config.mariadb_url)
+    migrate(config.mariadb_url)
+    db = mongo_database(config.mongo_url)
+    db.client.drop_database(db.name)
+    db.client.close()
+    if config.images_store.startswith("s3://"):
+        bucket, prefix = parse_s3_url(config.images_store)
+        client = _s3(config)
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+
+
+def run_demo(titles: int = 300, episodes: int = 12, seed: int = 7, nodes: int = 2,
+             fresh: bool = False) -> int:
+    from crawler.simulator.catalogue import Catalogue
+    from crawler.simulator.server import serve
+    from shared.schema.migrate import migrate
+
+    config = load_config()
+    redis_url = config.redis_url or LOCAL_REDIS
+    print(f"[demo] profile {config.profile}; MariaDB {config.mariadb_url.split('@')[-1]}, "
+          f"MongoDB {config.mongo_url.split('?')[0]}, Redis {redis_url}, "
+          f"images {config.images_store}")
+    if fresh:
+        reset_dev_stores(config)
+    applied = migrate(config.mariadb_url)
+    print(f"[demo] migrations applied: {', '.join(applied) or 'none (up to date)'}")
+    ensure_images_bucket(config)
+
+    catalogue = Catalogue(seed=seed, titles=titles, episodes=episodes)
+    expected = catalogue.expected()
+    started = time.monotonic()
+    log_dir = REPO_ROOT / ".run" / "logs"
+    with serve(catalogue) as simulator:
+        print(f"[demo] simulator on {simulator.url}: {titles} titles, {episodes} episodes each, "
+              f"seed {seed}")
+        env = crawl_env(config, simulator.url, redis_url)
+        runs = []
+        for spider in SPIDER_PLATFORM:
+            request = CrawlRequest(spider)
+            runs.append((request, start_nodes(request, nodes=nodes, env=env, log_dir=log_dir)))
+            print(f"[demo] {spider}: run {request.run_id} on {nodes} node(s)")
+        failed = False
+        for request, procs in runs:
+            codes = wait_all(procs, timeout=1800)
+            if any(codes):
+                failed = True
+                print(f"[demo] {request.spider}: node exit codes {codes}; logs in {log_dir}")
+    elapsed = time.monotonic() - started
+
+    print()
+    header = (f"{'platform':<10} {'expected':>8} {'mongo':>7} {'mariadb':>8} {'episodes':>9}"
+              f" {'ep.mongo':>9} {'ep.maria':>9} {'images':>7} {'requests':>9} {'dropped':>8}")
+    print(header)
+    print("-" * len(header))
+    complete = True
+    for (request, _), platform in zip(runs, SPIDER_PLATFORM.values(), strict=True):
+        want = expected["platforms"][platform.value]
+        want_episodes = sum(len(t["episodes"]) for t in want.values())
+        counts = store_counts(config, platform)
+        stats = run_stats(redis_url, request.spider, request.run_id).get("stats", {})
+        dropped = sum(v for k, v in stats.items() if "/dropped/" in k)
+        print(f"{platform.value:<10} {len(want):>8} {counts['mongo_titles']:>7} "
+              f"{counts['mariadb_titles']:>8} {want_episodes:>9} {counts['mongo_episodes']:>9} "
+              f"{counts['mariadb_episodes']:>9} {counts['images_stored']:>7} "
+              f"{int(stats.get('downloader/response_count', 0)):>9} {int(dropped):>8}")
+        complete &= (counts["mongo_titles"] == counts["mariadb_titles"] == len(want)
+                     and counts["mongo_episodes"] == counts["mariadb_episodes"] == want_episodes
+                     and counts["images_stored"] == len(want))
+    print()
+    print(f"[demo] distinct webtoons in the simulator: {expected['webtoons']}; crawl time "
+          f"{elapsed:.1f} s with {nodes} node(s) per platform")
+    print(f"[demo] stores match the simulator exactly: {'yes' if complete else 'NO'}")
+    if failed or not complete:
+        return 1
+    return 0

@@ -1,0 +1,131 @@
+"""Start spider nodes as separate processes: ``scrapy crawl <platform>`` with our arguments.
+
+A node is a plain OS process so it can be killed, and so N of them on one
+machine behave like N machines sharing one Redis. Used by the demo, the job
+system (a crawl task with no live spider nodes runs one here), tests and
+benchmarks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.domain import CrawlMode
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SPIDERS = ("naver", "kakao", "kakaopage")
+
+
+class LaunchError(ValueError):
+    """Bad arguments for a crawl (unknown spider, mode, ...)."""
+
+
+@dataclass
+class CrawlNode:
+    spider: str
+    process: subprocess.Popen
+    log_path: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+@dataclass
+class CrawlRequest:
+    """What to crawl: one platform, a mode, and for ``title`` mode the title."""
+
+    spider: str
+    mode: str = CrawlMode.ALL.value
+    title: str | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    today: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.spider not in SPIDERS:
+            raise LaunchError(
+                f"unknown spider {self.spider!r}: expected one of {', '.join(SPIDERS)}")
+        try:
+            CrawlMode(self.mode)
+        except ValueError:
+            modes = ", ".join(m.value for m in CrawlMode)
+            raise LaunchError(f"unknown mode {self.mode!r}: expected one of {modes}") from None
+        if self.mode == CrawlMode.TITLE and not self.title:
+            raise LaunchError("mode 'title' needs a title id or URL")
+
+    def command(self, settings: Mapping[str, str] | None = None) -> list[str]:
+        cmd = [sys.executable, "-m", "scrapy", "crawl", self.spider,
+               "-a", f"mode={self.mode}", "-a", f"run_id={self.run_id}"]
+        if self.title:
+            cmd += ["-a", f"title={self.title}"]
+        if self.today:
+            cmd += ["-a", f"today={self.today}"]
+        for name, value in (settings or {}).items():
+            cmd += ["-s", f"{name}={value}"]
+        return cmd
+
+
+def start_nodes(
+    request: CrawlRequest,
+    nodes: int = 1,
+    env: Mapping[str, str] | None = None,
+    log_dir: Path | None = None,
+    settings: Mapping[str, str] | None = None,
+) -> list[CrawlNode]:
+    """Start ``nodes`` processes crawling the same run (they share it through REDIS_URL)."""
+    if nodes < 1:
+        raise LaunchError("nodes must be at least 1")
+    full_env = {**os.environ, **(env or {})}
+    full_env.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
+    if nodes > 1 and not full_env.get("REDIS_URL"):
+        raise LaunchError("more than one node needs REDIS_URL (nodes share the run through Redis)")
+    started = []
+    for index in range(nodes):
+        log_path = None
+        out = subprocess.DEVNULL
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            log_path = log_dir / f"{request.spider}-{request.run_id}-{index}.log"
+            out = log_path.open("wb")
+        process = subprocess.Popen(
+            request.command(settings), cwd=REPO_ROOT, env=full_env,
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        if log_path is not None:
+            out.close()
+        started.append(CrawlNode(request.spider, process, log_path))
+    return started
+
+
+def wait_all(nodes: Sequence[CrawlNode], timeout: float) -> list[int]:
+    """Wait for every node; kill the rest and raise TimeoutError past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    codes = []
+    for node in nodes:
+        remaining = max(0.1, deadline - time.monotonic())
+        try:
+            codes.append(node.wait(timeout=remaining))
+        except subprocess.TimeoutExpired as exc:
+            for other in nodes:
+                other.kill()
+            raise TimeoutError(
+                f"{node.spider} node {node.pid} still running after {timeout} s") from exc
+    return codes
