@@ -7,9 +7,8 @@ per-run dupefilter and stats, shared per-host throttle) replace Scrapy's
 single-process ones; without it, a crawl is a plain single-process crawl.
 """
 
-from shared.config import load_config
-
 from crawler.cluster.settings import cluster_settings
+from shared.config import load_config
 
 _config = load_config()
 
@@ -70,3 +69,11 @@ FEED_EXPORT_ENCODING = "utf-8"
 # Scheduler, dupefilter, stats, throttle and Retry-After handling: cluster-wide
 # when REDIS_URL is set, process-local otherwise.
 globals().update(cluster_settings(REDIS_URL))
+
+TOONPICK_STATS_FILE = ""
+EXTENSIONS = {
+    **globals().get("EXTENSIONS", {}),
+    "crawler.stats_export.StatsFileExport": 900,
+}
+# Peak memory lands in the stats (memusage/max); checked often enough for benchmarks.
+MEMUSAGE_CHECK_INTERVAL_SECONDS = 1.0

@@ -1,0 +1,145 @@
+"""Crawl throughput and memory: all pipelines against the same crawl with pipelines off.
+
+    .venv/bin/python bench/crawl.py                 # 5,000 titles, 20 episodes each
+    .venv/bin/python bench/crawl.py --titles 500    # quick look
+
+Both crawls run in this same invocation against one simulator process serving
+the same seeded catalogue, one spider process per platform, platforms one after
+another. The baseline (pipelines off) measures what the spiders and the
+simulator cost on this machine; the ratio says what the stores add. Target:
+items/s with pipelines ≥ 0.8 × without. Needs the local services
+(``deploy/local/services.sh up``); writes into throwaway databases and a
+throwaway bucket, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from crawler.launcher import CrawlRequest, start_nodes, wait_all  # noqa: E402
+from shared.config import load_config  # noqa: E402
+from shared.schema.migrate import migrate  # noqa: E402
+from shared.stores.mariadb import drop_database  # noqa: E402
+from shared.stores.mongo import mongo_database  # noqa: E402
+from shared.stores.s3 import ensure_bucket, s3_client  # noqa: E402
+
+SPIDERS = ("naver", "kakao", "kakaopage")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_simulator(titles: int, episodes: int, seed: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crawler.simulator", "--port", str(port), "--seed", str(seed),
+         "--titles", str(titles), "--episodes", str(episodes)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    line = proc.stdout.readline()
+    if "listening" not in line:
+        proc.kill()
+        raise RuntimeError(f"simulator did not start: {line}")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def crawl_once(label: str, env: dict[str, str], workdir: Path, pipelines: bool) -> dict[str, Any]:
+    totals = {"items": 0, "seconds": 0.0, "peak_rss_mb": 0.0, "responses": 0}
+    for spider in SPIDERS:
+        stats_file = workdir / f"{label}-{spider}.json"
+        settings = {"TOONPICK_STATS_FILE": str(stats_file)}
+        if not pipelines:
+            settings["ITEM_PIPELINES"] = "{}"
+        request = CrawlRequest(spider)
+        started = time.monotonic()
+        nodes = start_nodes(request, env=env, log_dir=workdir / "logs", settings=settings)
+        codes = wait_all(nodes, timeout=3600)
+        elapsed = time.monotonic() - started
+        if codes != [0]:
+            raise RuntimeError(f"{label} {spider}: exit {codes}, see {nodes[0].log_path}")
+        stats = json.loads(stats_file.read_text())
+        totals["items"] += int(stats.get("item_scraped_count", 0))
+        totals["responses"] += int(stats.get("downloader/response_count", 0))
+        totals["seconds"] += elapsed
+        totals["peak_rss_mb"] = max(totals["peak_rss_mb"],
+                                    stats.get("memusage/max", 0) / 1024 / 1024)
+        print(f"  {label:<13} {spider:<10} {stats.get('item_scraped_count', 0):>8} items "
+              f"{elapsed:>7.1f} s  peak {stats.get('memusage/max', 0) / 1024 / 1024:>6.0f} MB",
+              flush=True)
+    totals["items_per_s"] = totals["items"] / totals["seconds"]
+    return totals
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--titles", type=int, default=5000)
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+
+    config = load_config(profile="test")
+    name = "toonpick_bench_" + uuid.uuid4().hex[:8]
+    base = config.mariadb_url.rsplit("/", 1)[0]
+    mariadb_url = f"{base}/{name}"
+    mongo_url = config.mongo_url.replace("/toonpick_test?", f"/{name}?")
+    bucket = name.replace("_", "-")
+    workdir = ROOT / ".run" / "bench" / name
+    workdir.mkdir(parents=True, exist_ok=True)
+    migrate(mariadb_url)
+    client = s3_client(config.aws_endpoint_url, config.aws_access_key_id,
+                       config.aws_secret_access_key, config.aws_region)
+    ensure_bucket(client, bucket, config.aws_region)
+
+    sim, url = start_simulator(args.titles, args.episodes, args.seed)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TOONPICK_")},
+        "TOONPICK_PROFILE": "test", "REDIS_URL": "",
+        "TOONPICK_MARIADB_URL": mariadb_url, "TOONPICK_MONGO_URL": mongo_url,
+        "TOONPICK_IMAGES_STORE": f"s3://{bucket}/",
+        "TOONPICK_NAVER_BASE_URL": url, "TOONPICK_KAKAO_BASE_URL": url,
+        "TOONPICK_KAKAOPAGE_BASE_URL": url, "TOONPICK_CRAWL_HOST_RATE": "0",
+        "TOONPICK_LOG_LEVEL": "WARNING",
+    }
+    print(f"catalogue: {args.titles} titles x ~{args.episodes} episodes, seed {args.seed}; "
+          f"one spider process per platform; simulator {url}")
+    try:
+        off = crawl_once("pipelines off", env, workdir, pipelines=False)
+        on = crawl_once("all pipelines", env, workdir, pipelines=True)
+    finally:
+        sim.terminate()
+        sim.wait()
+        drop_database(mariadb_url)
+        db = mongo_database(mongo_url)
+        db.client.drop_database(db.name)
+        db.client.close()
+
+    print()
+    print(f"{'':<14} {'items':>8} {'seconds':>8} {'items/s':>9} {'peak MB':>8}")
+    for label, row in (("pipelines off", off), ("all pipelines", on)):
+        print(f"{label:<14} {row['items']:>8} {row['seconds']:>8.1f} {row['items_per_s']:>9.0f} "
+              f"{row['peak_rss_mb']:>8.0f}")
+    ratio = on["items_per_s"] / off["items_per_s"]
+    print(f"throughput ratio (all pipelines / off): {ratio:.2f}  (target >= 0.80)")
+    print(f"peak memory ratio (all pipelines / off): {on['peak_rss_mb'] / off['peak_rss_mb']:.2f}")
+    if on["items"] != off["items"]:
+        print(f"WARNING: item counts differ ({on['items']} vs {off['items']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
