@@ -131,6 +131,22 @@ class CrawlHarness:
             client.close()
 
 
+def touched_titles(counters: dict) -> dict[str, set[str]]:
+    """Title ids the simulator served a title or episode request for, per platform."""
+    touched: dict[str, set[str]] = {p: set() for p in PLATFORM_OF.values()}
+    for kind, per_title in counters.items():
+        spider = kind.split("_")[0]
+        if spider in PLATFORM_OF and isinstance(per_title, dict):
+            touched[PLATFORM_OF[spider]].update(per_title)
+    return touched
+
+
+def served_responses(counters: dict) -> int:
+    """Every response the simulator sent but robots.txt (which it does not count)."""
+    return (counters["api_requests"] + counters["images"] + counters["not_found"]
+            + counters["bad_requests"])
+
+
 def expected_titles(expected: dict, platform: str) -> Counter:
     return Counter(expected["platforms"][platform].keys())
 
