@@ -1,0 +1,428 @@
+"""Leased work queue of one crawl run in Redis, and the middlewares that ack leases.
+
+A unit of work (a serialized request, or a JSON start entry) is in exactly one state:
+
+- *queued*: in the run's request queue (sorted set, by priority), start queue (list)
+  or reclaim list (lease ids whose payload waits to be handed out again);
+- *leased*: popped by a node. ``pop`` moves it atomically (Lua) into the lease set,
+  scored by a deadline on Redis' clock; the holding node renews the deadline with
+  its heartbeat while it still works on it;
+- *acked*: gone, because the response was fully processed (callback output consumed
+  and every item it produced stored or deliberately dropped), the download failed
+  for good, or the request was handed over to a retry/redirect request;
+- *reclaimed*: its deadline passed (node killed, or an item failed to store and the
+  node stopped renewing). Any node moves it back to the reclaim list, bypassing the
+  dupefilter; after ``max_reclaims`` reclaims it is *dead-lettered* instead.
+
+Each payload carries ``origin|score|reclaims|handed`` (``r`` request / ``s`` start entry).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis
+from scrapy import Request, signals
+from scrapy.http import Response
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+# request.meta key holding the lease id of the request being processed.
+LEASE_META = "toonpick_lease"
+
+_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000 "
+
+# KEYS: reclaimed, requests, start, leases, payloads, infos; ARGV: lease id, lease seconds
+_POP = _NOW + """
+local id = ARGV[1]
+local payload, info
+while true do
+  local old = redis.call('LPOP', KEYS[1])
+  if not old then break end
+  payload = redis.call('HGET', KEYS[5], old)
+  info = redis.call('HGET', KEYS[6], old)
+  redis.call('HDEL', KEYS[5], old)
+  redis.call('HDEL', KEYS[6], old)
+  if payload and info then break end
+  payload = nil
+end
+if not payload then
+  local top = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  if top[1] then
+    redis.call('ZREMRANGEBYRANK', KEYS[2], 0, 0)
+    payload = top[1]
+    info = 'r|' .. top[2] .. '|0|0'
+  else
+    payload = redis.call('LPOP', KEYS[3])
+    if not payload then return false end
+    info = 's|0|0|0'
+  end
+end
+local origin, score, reclaims, handed = string.match(info, '^(%a)|([^|]*)|(%d+)|(%d+)$')
+info = origin .. '|' .. score .. '|' .. reclaims .. '|' .. (tonumber(handed) + 1)
+redis.call('HSET', KEYS[5], id, payload)
+redis.call('HSET', KEYS[6], id, info)
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[2]), id)
+return {id, info, payload}
+"""
+
+# KEYS: leases; ARGV: lease seconds, ids...
+_RENEW = _NOW + """
+local deadline = now + tonumber(ARGV[1])
+local renewed = 0
+for i = 2, #ARGV do
+  renewed = renewed + redis.call('ZADD', KEYS[1], 'XX', 'CH', deadline, ARGV[i])
+end
+return renewed
+"""
+
+# KEYS: leases, payloads, infos, reclaimed, dead payloads, dead infos
+# ARGV: max reclaims, limit, mode ('expired' | 'release'), ids... (release only)
+_RECLAIM = _NOW + """
+local ids
+if ARGV[3] == 'expired' then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+else
+  ids = {}
+  for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local back, dead = 0, 0
+for _, id in ipairs(ids) do
+  if redis.call('ZREM', KEYS[1], id) == 1 then
+    local info = redis.call('HGET', KEYS[3], id)
+    local origin, score, reclaims, handed = string.match(info, '^(%a)|([^|]*)|(%d+)|(%d+)$')
+    reclaims = tonumber(reclaims)
+    if ARGV[3] == 'expired' then reclaims = reclaims + 1 end
+    info = origin .. '|' .. score .. '|' .. reclaims .. '|' .. handed
+    if reclaims > tonumber(ARGV[1]) then
+      redis.call('HSET', KEYS[5], id, redis.call('HGET', KEYS[2], id))
+      redis.call('HSET', KEYS[6], id, info)
+      redis.call('HDEL', KEYS[2], id)
+      redis.call('HDEL', KEYS[3], id)
+      dead = dead + 1
+    else
+      redis.call('HSET', KEYS[3], id, info)
+      redis.call('RPUSH', KEYS[4], id)
+      back = back + 1
+    end
+  end
+end
+return {back, dead}
+"""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A unit of work handed to this node."""
+
+    lease_id: str
+    origin: str  # "r": serialized request, "s": JSON start entry
+    payload: bytes
+    reclaims: int  # times it came back after a lease expired
+    handed: int  # times it was popped, this time included
+
+    @property
+    def is_start_entry(self) -> bool:
+        return self.origin == "s"
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    requests: str
+    start: str
+    reclaimed: str
+    leases: str
+    payloads: str
+    infos: str
+    dead: str
+    dead_infos: str
+
+
+class LeasedQueue:
+    """The run's work queue: push, leased pop, ack, renew, reclaim (see module doc)."""
+
+    def __init__(
+        self,
+        server: redis.Redis,
+        keys: QueueKeys,
+        lease_seconds: float,
+        max_reclaims: int = 3,
+    ):
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be positive, got {lease_seconds}")
+        self.server = server
+        self.keys = keys
+        self.lease_seconds = lease_seconds
+        self.max_reclaims = max_reclaims
+        self._pop = server.register_script(_POP)
+        self._renew = server.register_script(_RENEW)
+        self._reclaim = server.register_script(_RECLAIM)
+
+    def push(self, payload: bytes, priority: int = 0) -> None:
+        # Lower score pops first, as scrapy-redis' PriorityQueue.
+        self.server.zadd(self.keys.requests, {payload: -priority})
+
+    def push_start(self, entries_json: list[str]) -> None:
+        if entries_json:
+            self.server.rpush(self.keys.start, *entries_json)
+
+    def pop(self) -> Lease | None:
+        k = self.keys
+        lease_id = uuid.uuid4().hex
+        result = self._pop(
+            keys=[k.reclaimed, k.requests, k.start, k.leases, k.payloads, k.infos],
+            args=[lease_id, self.lease_seconds],
+        )
+        if not result:
+            return None
+        raw_id, raw_info, payload = result
+        origin, _score, reclaims, handed = raw_info.decode().split("|")
+        return Lease(raw_id.decode(), origin, payload, int(reclaims), int(handed))
+
+    def ack(self, *lease_ids: str) -> int:
+        """Forget finished leases; returns how many were still leased (not reclaimed)."""
+        if not lease_ids:
+            return 0
+        k = self.keys
+        pipe = self.server.pipeline(transaction=True)
+        pipe.zrem(k.leases, *lease_ids)
+        pipe.hdel(k.payloads, *lease_ids)
+        pipe.hdel(k.infos, *lease_ids)
+        return int(pipe.execute()[0])
+
+    def renew(self, lease_ids: list[str]) -> int:
+        """Push the deadline of leases still held; returns how many were renewed."""
+        if not lease_ids:
+            return 0
+        return int(self._renew(keys=[self.keys.leases], args=[self.lease_seconds, *lease_ids]))
+
+    def reclaim_expired(self, limit: int = 500) -> tuple[int, int]:
+        """Requeue expired leases; returns (requeued, dead-lettered)."""
+        return self._run_reclaim("expired", limit, [])
+
+    def release(self, lease_ids: list[str]) -> int:
+        """Hand leases back without counting a reclaim (a node shutting down cleanly)."""
+        if not lease_ids:
+            return 0
+        return self._run_reclaim("release", len(lease_ids), lease_ids)[0]
+
+    def _run_reclaim(self, mode: str, limit: int, ids: list[str]) -> tuple[int, int]:
+        k = self.keys
+        back, dead = self._reclaim(
+            keys=[k.leases, k.payloads, k.infos, k.reclaimed, k.dead, k.dead_infos],
+            args=[self.max_reclaims, limit, mode, *ids],
+        )
+        return int(back), int(dead)
+
+    def pending(self) -> int:
+        """Work not yet handed out (queued, start entries, reclaimed)."""
+        k = self.keys
+        pipe = self.server.pipeline(transaction=False)
+        pipe.zcard(k.requests)
+        pipe.llen(k.start)
+        pipe.llen(k.reclaimed)
+        return sum(pipe.execute())
+
+    def leased(self) -> int:
+        return int(self.server.zcard(self.keys.leases))
+
+    def dead_letters(self) -> int:
+        return int(self.server.hlen(self.keys.dead))
+
+
+@dataclass
+class _Held:
+    items: int = 0
+    output_done: bool = False
+    failed: bool = False
+
+
+class LeaseTracker:
+    """This node's leases in progress and when each can be acked.
+
+    A lease is acked once its response's output is consumed and the items it produced
+    have all fired item_scraped / item_dropped. An item_error marks the lease failed:
+    it is no longer renewed, so it expires and another attempt is made.
+    """
+
+    def __init__(self, queue: LeasedQueue, stats: Any | None = None):
+        self.queue = queue
+        self.stats = stats
+        self._held: dict[str, _Held] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def __contains__(self, lease_id: object) -> bool:
+        return lease_id in self._held
+
+    def held_ids(self) -> list[str]:
+        return [lease_id for lease_id, h in self._held.items() if not h.failed]
+
+    def hold(self, lease_id: str) -> None:
+        self._held[lease_id] = _Held()
+
+    def item_started(self, lease_id: str) -> None:
+        held = self._held.get(lease_id)
+        if held is not None:
+            held.items += 1
+
+    def item_finished(self, lease_id: str, ok: bool) -> None:
+        held = self._held.get(lease_id)
+        if held is None:
+            return
+        held.items -= 1
+        if not ok:
+            held.failed = True
+        self._settle(lease_id, held)
+
+    def output_finished(self, lease_id: str) -> None:
+        held = self._held.get(lease_id)
+        if held is None or held.output_done:
+            return
+        held.output_done = True
+        self._settle(lease_id, held)
+
+    def done(self, lease_id: str) -> None:
+        """Ack now: the request ended without output (download failed, handed over)."""
+        if self._held.pop(lease_id, None) is not None:
+            self._ack(lease_id)
+
+    def release_all(self) -> int:
+        ids = self.held_ids()
+        self._held.clear()
+        return self.queue.release(ids)
+
+    def _settle(self, lease_id: str, held: _Held) -> None:
+        if not held.output_done or held.items > 0:
+            return
+        del self._held[lease_id]
+        if held.failed:
+            # Not acked and no longer renewed: it expires and is reclaimed.
+            self._inc("lease/abandoned")
+            return
+        self._ack(lease_id)
+
+    def _ack(self, lease_id: str) -> None:
+        if self.queue.ack(lease_id):
+            self._inc("lease/acked")
+        else:
+            # Its deadline passed while we worked; another node may be on it already.
+            self._inc("lease/acked_late")
+
+    def _inc(self, key: str) -> None:
+        if self.stats is not None:
+            self.stats.inc_value(key)
+
+
+def lease_of(source: Any) -> str | None:
+    """The lease id behind a request, response or download Failure, if any."""
+    request = source if isinstance(source, Request) else getattr(source, "request", None)
+    if request is None:
+        return None
+    return request.meta.get(LEASE_META)
+
+
+def tracker_of(crawler: Crawler) -> LeaseTracker | None:
+    node = getattr(crawler, "toonpick_node", None)
+    return None if node is None else node.tracker
+
+
+class LeaseSpiderMiddleware:
+    """Counts the items a leased response produces and acks it when its output ends.
+
+    Sits next to the engine (low order) so it sees the final output of every other
+    spider middleware, including the empty output HttpErrorMiddleware leaves.
+    Requests yielded by a callback lose the parent's lease id (a spider that copies
+    ``response.meta`` would otherwise make them look like a hand-over).
+    """
+
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> LeaseSpiderMiddleware:
+        return cls(crawler)
+
+    async def process_spider_output(
+        self, response: Response, result: AsyncIterator[Any]
+    ) -> AsyncIterator[Any]:
+        tracker = tracker_of(self.crawler)
+        lease_id = lease_of(response)
+        if tracker is None or lease_id is None or lease_id not in tracker:
+            async for output in result:
+                if isinstance(output, Request):
+                    output.meta.pop(LEASE_META, None)
+                yield output
+            return
+        try:
+            async for output in result:
+                if isinstance(output, Request):
+                    output.meta.pop(LEASE_META, None)
+                elif output is not None:
+                    tracker.item_started(lease_id)
+                yield output
+        finally:
+            tracker.output_finished(lease_id)
+
+    def process_spider_exception(self, response: Response, exception: Exception) -> None:
+        # A callback that raised before yielding anything never reaches
+        # process_spider_output: its response is still finished.
+        tracker = tracker_of(self.crawler)
+        lease_id = lease_of(response)
+        if tracker is not None and lease_id is not None:
+            tracker.output_finished(lease_id)
+        return None
+
+
+class LeaseDownloaderMiddleware:
+    """Acks the lease of a request whose download failed for good.
+
+    Its ``process_exception`` runs last (lowest order), so a retry or another
+    middleware had its chance; what reaches it is final (robots-forbidden,
+    offsite, retries exhausted, ignored).
+    """
+
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> LeaseDownloaderMiddleware:
+        return cls(crawler)
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        tracker = tracker_of(self.crawler)
+        lease_id = lease_of(request)
+        if tracker is not None and lease_id is not None:
+            tracker.done(lease_id)
+        return None
+
+
+def connect_item_signals(crawler: Crawler, tracker_getter: Callable[[], LeaseTracker | None]):
+    """Wire item_scraped / item_dropped / item_error to the lease tracker."""
+
+    def finished(ok: bool):
+        def handler(item: Any, response: Any = None, **kwargs: Any) -> None:
+            tracker = tracker_getter()
+            lease_id = lease_of(response)
+            if tracker is not None and lease_id is not None:
+                tracker.item_finished(lease_id, ok)
+
+        return handler
+
+    handlers = {
+        signals.item_scraped: finished(True),
+        signals.item_dropped: finished(True),
+        signals.item_error: finished(False),
+    }
+    for signal, handler in handlers.items():
+        crawler.signals.connect(handler, signal=signal, weak=False)
+    return handlers

@@ -1,0 +1,309 @@
+"""Crawl runs: one id per crawl, its Redis keys, its nodes, its summed stats, its end.
+
+Every key of a run lives under ``toonpick:crawl:{spider}:{run_id}:``, so runs never
+block each other; ``toonpick:crawl:{spider}:current`` points at the run that nodes
+started without ``-a run_id=`` join, and ``toonpick:crawl:{spider}:runs`` lists runs
+by start time.
+
+A run is *running* from the moment it is created (atomically, with its start entries
+already in its start queue) until a node finds its start queue, request queue,
+reclaim list and lease set all empty: then it is *done* (``finished_at`` set, the
+``current`` pointer cleared, the dupefilter dropped) and every node closes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from crawler.cluster.leases import QueueKeys
+from crawler.cluster.spider import new_run_id
+
+KEY_ROOT = "toonpick:crawl"
+RUNNING = "running"
+DONE = "done"
+
+
+class RunExistsError(ValueError):
+    """``start_run`` was given the id of a run that already exists."""
+
+
+_RUN_KEY_NAMES = frozenset(
+    {
+        "meta", "start", "requests", "reclaimed", "leases", "payloads", "infos", "dead",
+        "dead_infos", "dupefilter", "stats", "nodes", "node_infos",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    spider: str
+    run_id: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{KEY_ROOT}:{self.spider}:{self.run_id}:"
+
+    def __getattr__(self, name: str) -> str:
+        if name not in _RUN_KEY_NAMES:
+            raise AttributeError(name)
+        return self.prefix + name
+
+    @property
+    def queue(self) -> QueueKeys:
+        return QueueKeys(
+            requests=self.requests,
+            start=self.start,
+            reclaimed=self.reclaimed,
+            leases=self.leases,
+            payloads=self.payloads,
+            infos=self.infos,
+            dead=self.dead,
+            dead_infos=self.dead_infos,
+        )
+
+
+def current_key(spider: str) -> str:
+    return f"{KEY_ROOT}:{spider}:current"
+
+
+def runs_key(spider: str) -> str:
+    return f"{KEY_ROOT}:{spider}:runs"
+
+
+# KEYS: current, runs index; ARGV: key root, spider, run id, claim current (1|0), entries...
+# With claim=1 an existing live current run wins and is returned instead.
+_CREATE = """
+local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local root, spider, run_id, claim = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if claim == '1' then
+  local cur = redis.call('GET', KEYS[1])
+  if cur and redis.call('HGET', root .. ':' .. spider .. ':' .. cur .. ':meta', 'status')
+      == 'running' then
+    return {0, cur}
+  end
+end
+local prefix = root .. ':' .. spider .. ':' .. run_id .. ':'
+if redis.call('EXISTS', prefix .. 'meta') == 1 then return {0, run_id} end
+redis.call('HSET', prefix .. 'meta', 'run_id', run_id, 'spider', spider, 'status', 'running',
+           'started_at', string.format('%.6f', now), 'start_entries', #ARGV - 4)
+for i = 5, #ARGV, 500 do
+  redis.call('RPUSH', prefix .. 'start', unpack(ARGV, i, math.min(i + 499, #ARGV)))
+end
+if claim == '1' then
+  redis.call('SET', KEYS[1], run_id)
+else
+  redis.call('SET', KEYS[1], run_id, 'NX')
+end
+redis.call('ZADD', KEYS[2], now, run_id)
+return {1, run_id}
+"""
+
+# KEYS: meta, start, requests, reclaimed, leases, current, dupefilter; ARGV: run id
+_FINISH_IF_DONE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' then return status or '' end
+if redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('LLEN', KEYS[4])
+    + redis.call('ZCARD', KEYS[5]) > 0 then
+  return 'running'
+end
+local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('HSET', KEYS[1], 'status', 'done', 'finished_at', string.format('%.6f', now))
+if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
+redis.call('UNLINK', KEYS[7])
+return 'done'
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _number(value: Any) -> Any:
+    text = _text(value)
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def server_time(server: redis.Redis) -> float:
+    seconds, micros = server.time()
+    return seconds + micros / 1_000_000
+
+
+def create_run(
+    server: redis.Redis,
+    spider: str,
+    entries: list[dict[str, Any]],
+    run_id: str,
+    *,
+    claim_current: bool,
+) -> tuple[bool, str]:
+    """Atomically create a run with its start entries; returns (created, run id).
+
+    ``claim_current``: join the spider's live current run if there is one (nodes);
+    otherwise the run is made current only if no other run is (``start_run``).
+    """
+    encoded = [json.dumps(entry, sort_keys=True, ensure_ascii=False) for entry in entries]
+    script = server.register_script(_CREATE)
+    created, actual = script(
+        keys=[current_key(spider), runs_key(spider)],
+        args=[KEY_ROOT, spider, run_id, "1" if claim_current else "0", *encoded],
+    )
+    return bool(created), _text(actual)
+
+
+def start_run(
+    server: redis.Redis,
+    spider_name: str,
+    entries: list[dict[str, Any]],
+    run_id: str | None = None,
+) -> str:
+    """Create a run seeded with ``entries`` without starting a node; returns its id.
+
+    Nodes started with ``-a run_id=<id>`` (or without, if this run became the current
+    one) crawl it. Raises ``RunExistsError`` if ``run_id`` is taken.
+    """
+    run_id = run_id or new_run_id()
+    created, _ = create_run(server, spider_name, entries, run_id, claim_current=False)
+    if not created:
+        raise RunExistsError(f"crawl run {spider_name}/{run_id} already exists")
+    return run_id
+
+
+def current_run(server: redis.Redis, spider: str) -> str | None:
+    """The id of the spider's live run that new nodes join, if any."""
+    value = server.get(current_key(spider))
+    return None if value is None else _text(value)
+
+
+def list_runs(server: redis.Redis, spider: str, limit: int = 20) -> list[str]:
+    """Run ids of a spider, newest first."""
+    return [_text(v) for v in server.zrevrange(runs_key(spider), 0, limit - 1)]
+
+
+def finish_if_done(server: redis.Redis, spider: str, run_id: str) -> str:
+    """Mark the run done if nothing is queued or leased; returns its status."""
+    keys = RunKeys(spider, run_id)
+    script = server.register_script(_FINISH_IF_DONE)
+    status = script(
+        keys=[
+            keys.meta,
+            keys.start,
+            keys.requests,
+            keys.reclaimed,
+            keys.leases,
+            current_key(spider),
+            keys.dupefilter,
+        ],
+        args=[run_id],
+    )
+    return _text(status)
+
+
+def register_node(
+    server: redis.Redis, spider: str, run_id: str, node_id: str, ttl: float, info: dict
+) -> None:
+    """Record a node's heartbeat: it counts as active until now + ttl (Redis clock)."""
+    keys = RunKeys(spider, run_id)
+    deadline = server_time(server) + ttl
+    pipe = server.pipeline(transaction=False)
+    pipe.zadd(keys.nodes, {node_id: deadline})
+    pipe.hset(keys.node_infos, node_id, json.dumps(info, sort_keys=True))
+    pipe.execute()
+
+
+def node_left(server: redis.Redis, spider: str, run_id: str, node_id: str, reason: str) -> None:
+    keys = RunKeys(spider, run_id)
+    now = server_time(server)
+    raw = server.hget(keys.node_infos, node_id)
+    info = json.loads(raw) if raw else {}
+    info.update({"closed_at": now, "reason": reason})
+    pipe = server.pipeline(transaction=False)
+    pipe.zadd(keys.nodes, {node_id: now})
+    pipe.hset(keys.node_infos, node_id, json.dumps(info, sort_keys=True))
+    pipe.execute()
+
+
+def active_nodes(server: redis.Redis, spider: str, run_id: str | None = None) -> list[str]:
+    """Nodes of the run (default: the current run) whose heartbeat has not lapsed."""
+    run_id = run_id or current_run(server, spider)
+    if run_id is None:
+        return []
+    now = server_time(server)
+    members = server.zrangebyscore(RunKeys(spider, run_id).nodes, f"({now}", "+inf")
+    return sorted(_text(m) for m in members)
+
+
+def get_run(server: redis.Redis, spider: str, run_id: str) -> dict[str, Any] | None:
+    """A run's state: status, times, nodes, queue sizes and its stats summed over nodes."""
+    keys = RunKeys(spider, run_id)
+    pipe = server.pipeline(transaction=False)
+    pipe.hgetall(keys.meta)
+    pipe.hgetall(keys.stats)
+    pipe.zrange(keys.nodes, 0, -1, withscores=True)
+    pipe.hgetall(keys.node_infos)
+    pipe.llen(keys.start)
+    pipe.zcard(keys.requests)
+    pipe.llen(keys.reclaimed)
+    pipe.zcard(keys.leases)
+    pipe.hlen(keys.dead)
+    pipe.time()
+    meta, stats, nodes, node_infos, start, queued, reclaimed, leased, dead, now = pipe.execute()
+    if not meta:
+        return None
+    meta = {_text(k): _text(v) for k, v in meta.items()}
+    now_s = now[0] + now[1] / 1_000_000
+    infos = {_text(k): json.loads(v) for k, v in node_infos.items()}
+    return {
+        "spider": spider,
+        "run_id": run_id,
+        "status": meta.get("status"),
+        "started_at": float(meta["started_at"]) if meta.get("started_at") else None,
+        "finished_at": float(meta["finished_at"]) if meta.get("finished_at") else None,
+        "start_entries": int(meta.get("start_entries", 0)),
+        "nodes": [
+            {"node": _text(node), "active": deadline > now_s, **infos.get(_text(node), {})}
+            for node, deadline in nodes
+        ],
+        "queue": {
+            "start": start,
+            "requests": queued,
+            "reclaimed": reclaimed,
+            "leased": leased,
+            "dead": dead,
+        },
+        "stats": {_text(k): _number(v) for k, v in stats.items()},
+    }
+
+
+def wait_for_done(
+    server: redis.Redis,
+    spider: str,
+    run_id: str,
+    timeout: float,
+    poll: float = 0.25,
+) -> dict[str, Any]:
+    """Block until the run is done; returns ``get_run``. Raises TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = get_run(server, spider, run_id)
+        if run is None:
+            raise LookupError(f"no crawl run {spider}/{run_id}")
+        if run["status"] == DONE:
+            return run
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"crawl run {spider}/{run_id} not done after {timeout}s: {run['queue']}"
+            )
+        time.sleep(poll)

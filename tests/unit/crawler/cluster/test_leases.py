@@ -1,0 +1,118 @@
+"""The leased queue's Lua scripts against real Redis (db 15)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from crawler.cluster.leases import LeasedQueue
+from crawler.cluster.runs import RunKeys
+
+
+@pytest.fixture
+def server(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def queue(server, lease_seconds=30.0, max_reclaims=2) -> LeasedQueue:
+    return LeasedQueue(server, RunKeys("spider", "run").queue, lease_seconds, max_reclaims)
+
+
+def test_pop_serves_requests_by_priority_then_start_entries(server):
+    q = queue(server)
+    q.push_start(['{"url": "s1"}', '{"url": "s2"}'])
+    q.push(b"low", priority=0)
+    q.push(b"high", priority=10)
+    popped = [q.pop() for _ in range(4)]
+    assert [(lease.origin, lease.payload) for lease in popped] == [
+        ("r", b"high"), ("r", b"low"), ("s", b'{"url": "s1"}'), ("s", b'{"url": "s2"}'),
+    ]
+    assert q.pop() is None
+    assert q.pending() == 0 and q.leased() == 4
+    assert len({lease.lease_id for lease in popped}) == 4
+
+
+def test_ack_removes_the_lease_once(server):
+    q = queue(server)
+    q.push(b"r1")
+    lease = q.pop()
+    assert q.ack(lease.lease_id) == 1
+    assert q.ack(lease.lease_id) == 0
+    assert q.leased() == 0 and q.pending() == 0
+
+
+def test_expired_lease_is_reclaimed_with_a_new_id_and_its_count(server):
+    q = queue(server, lease_seconds=0.2)
+    q.push(b"r1")
+    first = q.pop()
+    assert q.reclaim_expired() == (0, 0)  # not expired yet
+    time.sleep(0.3)
+    assert q.reclaim_expired() == (1, 0)
+    again = q.pop()
+    assert again.payload == b"r1" and again.lease_id != first.lease_id
+    assert (again.reclaims, again.handed) == (1, 2)
+    # The dead node's late ack does not touch the new holder's lease.
+    assert q.ack(first.lease_id) == 0
+    assert q.leased() == 1
+
+
+def test_renewed_lease_does_not_expire(server):
+    q = queue(server, lease_seconds=0.3)
+    q.push(b"r1")
+    lease = q.pop()
+    for _ in range(3):
+        time.sleep(0.15)
+        assert q.renew([lease.lease_id]) == 1
+    assert q.reclaim_expired() == (0, 0)
+    assert q.renew(["no-such-lease"]) == 0
+    assert q.leased() == 1
+
+
+def test_lease_reclaimed_too_often_is_dead_lettered(server):
+    q = queue(server, lease_seconds=0.05, max_reclaims=2)
+    q.push(b"poison")
+    for _ in range(2):
+        q.pop()
+        time.sleep(0.1)
+        assert q.reclaim_expired() == (1, 0)
+    q.pop()
+    time.sleep(0.1)
+    assert q.reclaim_expired() == (0, 1)
+    assert q.pop() is None
+    assert q.dead_letters() == 1 and q.leased() == 0
+
+
+def test_release_hands_work_back_without_counting_a_reclaim(server):
+    q = queue(server)
+    q.push_start(['{"url": "s1"}'])
+    lease = q.pop()
+    assert q.release([lease.lease_id]) == 1
+    again = q.pop()
+    assert again.origin == "s" and (again.reclaims, again.handed) == (0, 2)
+
+
+def test_tracker_acks_after_output_and_items_and_abandons_on_item_error(server):
+    from crawler.cluster.leases import LeaseTracker
+
+    q = queue(server, lease_seconds=0.2)
+    q.push(b"ok")
+    q.push(b"fails")
+    tracker = LeaseTracker(q)
+    popped = {lease.payload: lease for lease in (q.pop(), q.pop())}
+    ok, fails = popped[b"ok"], popped[b"fails"]
+    for lease in (ok, fails):
+        tracker.hold(lease.lease_id)
+        tracker.item_started(lease.lease_id)
+        tracker.output_finished(lease.lease_id)
+    assert q.leased() == 2  # items not stored yet
+    tracker.item_finished(ok.lease_id, ok=True)
+    tracker.item_finished(fails.lease_id, ok=False)
+    assert q.leased() == 1 and len(tracker) == 0
+    assert tracker.held_ids() == []  # the failed lease is no longer renewed...
+    time.sleep(0.3)
+    assert q.reclaim_expired() == (1, 0)  # ...so it comes back for another attempt
+    assert q.pop().payload == b"fails"
