@@ -2,7 +2,8 @@
 
 ``crawler/settings.py`` ends with ``globals().update(cluster_settings(REDIS_URL))``.
 Both modes get Retry-After handling (in place of Scrapy's RetryMiddleware, at its
-priority) and the per-host throttle; cluster mode adds the leased scheduler, the
+priority), robots.txt checks that hold for concurrent first requests (in place of
+Scrapy's RobotsTxtMiddleware) and the per-host throttle; cluster mode adds the leased scheduler, the
 run's summed stats and the node extension (joining, heartbeat, reclaim, run end).
 """
 
@@ -24,6 +25,8 @@ def cluster_settings(redis_url: str) -> dict[str, Any]:
     downloader_middlewares: dict[str, int | None] = {
         "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
         "crawler.cluster.retry.RetryAfterMiddleware": 550,
+        "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+        "crawler.cluster.robots.SharedRobotsTxtMiddleware": 100,
         "crawler.cluster.throttle.HostThrottleMiddleware": THROTTLE_ORDER,
     }
     common: dict[str, Any] = {
