@@ -86,6 +86,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crawl_lease_seconds", "TOONPICK_CRAWL_LEASE_SECONDS", "60",
             "How long a popped request stays leased to a silent node before another "
             "node reclaims it.", kind=float),
+    Setting("crawl_max_reclaims", "TOONPICK_CRAWL_MAX_RECLAIMS", "3",
+            "Times an expired lease is put back before its request is dead-lettered.",
+            kind=int),
+    Setting("crawl_retry_after_max", "TOONPICK_CRAWL_RETRY_AFTER_MAX", "600",
+            "Longest Retry-After (seconds) honoured; longer answers are capped.", kind=float),
     Setting("crawl_batch_size", "TOONPICK_CRAWL_BATCH_SIZE", "500",
             "Items per bulk write in the store pipelines.", kind=int),
     Setting("crawl_flush_seconds", "TOONPICK_CRAWL_FLUSH_SECONDS", "0.5",

@@ -30,8 +30,6 @@ def cluster_settings(redis_url: str) -> dict[str, Any]:
         "crawler.cluster.throttle.HostThrottleMiddleware": THROTTLE_ORDER,
     }
     common: dict[str, Any] = {
-        "TOONPICK_CRAWL_MAX_RECLAIMS": 3,
-        "TOONPICK_CRAWL_RETRY_AFTER_MAX": 600.0,
         "DOWNLOADER_MIDDLEWARES": downloader_middlewares,
     }
     if not redis_url:
