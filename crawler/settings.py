@@ -29,6 +29,7 @@ TOONPICK_CRAWL_FLUSH_SECONDS = _config.crawl_flush_seconds
 TOONPICK_CRAWL_HOST_RATE = _config.crawl_host_rate
 TOONPICK_CRAWL_LEASE_SECONDS = _config.crawl_lease_seconds
 TOONPICK_CRAWL_IDLE_SECONDS = _config.crawl_idle_seconds
+TOONPICK_CRAWL_PENDING_SECONDS = _config.crawl_pending_seconds
 TOONPICK_CRAWL_MAX_RECLAIMS = _config.crawl_max_reclaims
 TOONPICK_CRAWL_RETRY_AFTER_MAX = _config.crawl_retry_after_max
 TOONPICK_CRAWL_TODAY = _config.crawl_today

@@ -1,0 +1,107 @@
+"""MariaDB connections from one URL: ``mysql://user:pass@host:port/db?charset=utf8mb4``.
+
+The database in the path is the one a connection uses; ``create_database`` and
+``drop_database`` act on it through a connection without a default database.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pymysql
+import pymysql.cursors
+
+DEFAULT_PORT = 3306
+_DATABASE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+class MariaDBURLError(ValueError):
+    """The URL is not a usable mysql:// URL."""
+
+
+@dataclass(frozen=True)
+class MariaDBURL:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    charset: str = "utf8mb4"
+    unix_socket: str | None = None
+
+
+def parse_url(url: str) -> MariaDBURL:
+    """Split a ``mysql://`` (or ``mariadb://``) URL; a database name is required."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mysql", "mariadb", "mysql+pymysql"):
+        raise MariaDBURLError(f"{url!r}: expected a mysql:// URL")
+    database = unquote(parts.path.lstrip("/"))
+    if not database:
+        raise MariaDBURLError(f"{url!r}: the URL names no database")
+    if not _DATABASE_NAME.match(database):
+        # The name is spliced into CREATE/DROP DATABASE, which take no parameters.
+        raise MariaDBURLError(f"{url!r}: database name must be letters, digits or _")
+    query = parse_qs(parts.query)
+    return MariaDBURL(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or DEFAULT_PORT,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        database=database,
+        charset=query.get("charset", ["utf8mb4"])[0],
+        unix_socket=query.get("unix_socket", [None])[0],
+    )
+
+
+def _connect(
+    target: MariaDBURL, database: str | None, autocommit: bool, dict_cursor: bool
+) -> pymysql.connections.Connection:
+    return pymysql.connect(
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        password=target.password,
+        database=database,
+        charset=target.charset,
+        unix_socket=target.unix_socket,
+        autocommit=autocommit,
+        cursorclass=pymysql.cursors.DictCursor if dict_cursor else pymysql.cursors.Cursor,
+        connect_timeout=10,
+        init_command="SET time_zone = '+00:00'",
+    )
+
+
+def connect(
+    url: str, autocommit: bool = False, dict_cursor: bool = False
+) -> pymysql.connections.Connection:
+    """A connection to the URL's database (utf8mb4, session time zone UTC)."""
+    target = parse_url(url)
+    return _connect(target, target.database, autocommit, dict_cursor)
+
+
+def create_database(url: str) -> bool:
+    """Create the URL's database if it is missing; True when it was created now."""
+    target = parse_url(url)
+    conn = _connect(target, None, autocommit=True, dict_cursor=False)
+    try:
+        with conn.cursor() as cur:
+            created = cur.execute(
+                f"CREATE DATABASE IF NOT EXISTS `{target.database}` "
+                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
+        return bool(created)
+    finally:
+        conn.close()
+
+
+def drop_database(url: str) -> None:
+    """Drop the URL's database if it exists."""
+    target = parse_url(url)
+    conn = _connect(target, None, autocommit=True, dict_cursor=False)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{target.database}`")
+    finally:
+        conn.close()
