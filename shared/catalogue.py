@@ -66,6 +66,8 @@ def titles_due_for_update(
 
     Due: status ONGOING or HIATUS, published today or tomorrow (any of its
     publish days), and ``last_update_date`` older than today - 2 days, or unknown.
+    The rule reads the platform link's own status, days and latest episode date:
+    a webtoon on two platforms can run on different schedules on each.
     """
     days = (
         DayOfWeek.from_weekday(today.weekday()).value,
@@ -86,10 +88,9 @@ def titles_due_for_update(
                 JOIN platform p ON p.id = wp.platform_id
                 JOIN webtoon w ON w.id = wp.webtoon_id
                 WHERE p.name = %s
-                  AND w.status IN (%s, %s)
-                  AND (w.last_update_date IS NULL OR w.last_update_date < %s)
-                  AND EXISTS (SELECT 1 FROM webtoon_publish_day d
-                               WHERE d.webtoon_id = w.id AND d.day_of_week IN (%s, %s))
+                  AND wp.status IN (%s, %s)
+                  AND (wp.last_update_date IS NULL OR wp.last_update_date < %s)
+                  AND (FIND_IN_SET(%s, wp.publish_days) OR FIND_IN_SET(%s, wp.publish_days))
                 ORDER BY wp.external_id
                 """,
                 (_platform(platform), *DUE_STATUSES, cutoff, *days),

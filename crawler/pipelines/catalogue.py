@@ -56,6 +56,13 @@ def _to_date(value: Any) -> date | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
 
 
+def _day_set(value: Any) -> frozenset[str]:
+    """A SET column as PyMySQL returns it (a set, or a comma-joined string)."""
+    if isinstance(value, set | frozenset):
+        return frozenset(v for v in value if v)
+    return frozenset(v for v in (value or "").split(",") if v)
+
+
 def _placeholders(values: Sequence[Any]) -> str:
     return ", ".join(["%s"] * len(values))
 
@@ -139,14 +146,16 @@ class CatalogueWriter:
             ids = sorted(external_ids)
             cur.execute(
                 "SELECT wp.platform_id, wp.external_id, wp.webtoon_id, wp.link, wp.stats, "
+                "wp.status, wp.publish_days, "
                 "wp.id = (SELECT MIN(x.id) FROM webtoon_platform x "
                 "         WHERE x.webtoon_id = wp.webtoon_id) "
                 "FROM webtoon_platform wp "
                 f"WHERE wp.platform_id = %s AND wp.external_id IN ({_placeholders(ids)})",
                 (platform_id, *ids),
             )
-            for pid, ext, wid, link, stats, primary in cur.fetchall():
+            for pid, ext, wid, link, stats, status, days, primary in cur.fetchall():
                 found[(pid, ext)] = {"webtoon_id": wid, "link": link, "stats": stats,
+                                     "status": status, "days": _day_set(days),
                                      "primary": bool(primary), "new": False}
         return found
 
@@ -290,15 +299,16 @@ class CatalogueWriter:
                 status = "inserted"
             if link is None:
                 # The platform that creates the row owns it; a later platform only links.
-                link = {"webtoon_id": wid, "link": item.link, "stats": None,
-                        "primary": status == "inserted", "new": True}
+                link = {"webtoon_id": wid, "link": item.link, "stats": None, "status": None,
+                        "days": frozenset(), "primary": status == "inserted", "new": True}
                 links[key] = link
                 new_links[key] = link
                 if status == "unchanged":
                     status = "linked"
             stats = json.dumps(item.stats, sort_keys=True) if item.stats else None
-            if (link["link"], link["stats"]) != (item.link, stats):
-                link["link"], link["stats"] = item.link, stats
+            link_state = (item.link, stats, item.status, frozenset(item.days_of_week))
+            if (link["link"], link["stats"], link["status"], link["days"]) != link_state:
+                link["link"], link["stats"], link["status"], link["days"] = link_state
                 if not link["new"]:
                     changed_links.add(key)
                     status = "updated" if status == "unchanged" else status
@@ -333,15 +343,16 @@ class CatalogueWriter:
                         "WHERE id = %s", (*(rows[wid][c] for c in _WEBTOON_COLUMNS), wid))
         if new_links:
             cur.executemany(
-                "INSERT INTO webtoon_platform (webtoon_id, platform_id, external_id, link, stats) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                [(lk["webtoon_id"], pid, ext, lk["link"], lk["stats"])
-                 for (pid, ext), lk in new_links.items()])
+                "INSERT INTO webtoon_platform (webtoon_id, platform_id, external_id, link, stats, "
+                "status, publish_days) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [(lk["webtoon_id"], pid, ext, lk["link"], lk["stats"], lk["status"],
+                  ",".join(sorted(lk["days"]))) for (pid, ext), lk in new_links.items()])
         if changed_links:
             cur.executemany(
-                "UPDATE webtoon_platform SET link = %s, stats = %s "
+                "UPDATE webtoon_platform SET link = %s, stats = %s, status = %s, publish_days = %s "
                 "WHERE platform_id = %s AND external_id = %s",
-                [(links[k]["link"], links[k]["stats"], *k) for k in sorted(changed_links)])
+                [(links[k]["link"], links[k]["stats"], links[k]["status"],
+                  ",".join(sorted(links[k]["days"])), *k) for k in sorted(changed_links)])
         if inserted_ids:
             cur.executemany("INSERT IGNORE INTO webtoon_statistics (webtoon_id) VALUES (%s)",
                             [(wid,) for wid in inserted_ids])
@@ -393,6 +404,7 @@ class CatalogueWriter:
         updated: set[tuple[int, int, int]] = set()
         wanted_links: dict[tuple[tuple[int, int, int], int], tuple[str, str | None]] = {}
         touched: set[int] = set()
+        touched_links: set[tuple[int, int]] = set()  # (platform_id, webtoon_id)
         for item, title_key in zip(items, title_keys, strict=True):
             link = links.get(title_key)
             if link is None:
@@ -425,6 +437,8 @@ class CatalogueWriter:
                 wanted_links[(key, platform_id)] = target
                 if status == "unchanged":
                     status = "linked" if current is None else "updated"
+            if status != "unchanged":
+                touched_links.add((platform_id, wid))
             outcomes.append(Stored(f"episode/{status}"))
 
         if new_rows:
@@ -451,6 +465,8 @@ class CatalogueWriter:
                  for (key, pid), (url, ext) in wanted_links.items()])
         if touched:
             self._refresh_webtoon_aggregates(cur, touched)
+        if touched_links:
+            self._refresh_link_update_dates(cur, touched_links)
         return outcomes
 
     def _ensure_seasons(self, cur, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], int]:
@@ -530,6 +546,22 @@ class CatalogueWriter:
             "SELECT webtoon_id, COUNT(*) FROM webtoon_episode "
             f"WHERE webtoon_id IN ({marks}) GROUP BY webtoon_id "
             "ON DUPLICATE KEY UPDATE episode_count = VALUES(episode_count)", ids)
+
+
+    def _refresh_link_update_dates(self, cur, links: set[tuple[int, int]]) -> None:
+        """Each platform link's latest episode date: the per-platform episode-update rule."""
+        by_platform: dict[int, list[int]] = defaultdict(list)
+        for platform_id, wid in links:
+            by_platform[platform_id].append(wid)
+        for platform_id, wids in sorted(by_platform.items()):
+            ids = sorted(wids)
+            cur.execute(
+                "UPDATE webtoon_platform wp SET wp.last_update_date = COALESCE("
+                "(SELECT MAX(e.published_at) FROM webtoon_episode e "
+                " JOIN webtoon_episode_link l ON l.episode_id = e.id "
+                "  AND l.platform_id = wp.platform_id WHERE e.webtoon_id = wp.webtoon_id), "
+                f"wp.last_update_date) WHERE wp.platform_id = %s AND wp.webtoon_id IN "
+                f"({_placeholders(ids)})", (platform_id, *ids))
 
 
 class CataloguePipeline(BatchingPipeline):

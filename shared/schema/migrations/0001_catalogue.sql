@@ -126,6 +126,12 @@ CREATE TABLE webtoon_platform (
     `rank` INT NULL,
     -- The platform's own popularity figures (favorites, views, star score) as canonical JSON.
     stats TEXT NULL,
+    -- This platform's own schedule, for the episode-update rule: a webtoon on two
+    -- platforms can run on different days, pause on one and end earlier on the other.
+    status VARCHAR(16) NULL,
+    publish_days SET('MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY',
+                     'SUNDAY') NOT NULL DEFAULT '',
+    last_update_date DATE NULL,
     created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
     UNIQUE KEY uk_webtoon_platform_external (platform_id, external_id),

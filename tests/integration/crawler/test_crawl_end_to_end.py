@@ -189,6 +189,9 @@ def test_malformed_payloads_are_dropped_with_counted_reasons(harness, simulator)
     expected = catalogue.expected()
     malformed = expected["malformed"]
     runs = [(spider, harness.crawl(spider, nodes=1)) for spider in SPIDERS]
+    throttled = sim_get(server.url, "/_sim/requests")["throttled"]
+    assert throttled >= 3
+    paused = 0
 
     # Everything well-formed still arrived, exactly once.
     assert_stores_match(harness, expected)
@@ -205,4 +208,7 @@ def test_malformed_payloads_are_dropped_with_counted_reasons(harness, simulator)
         assert any("missing_field" in k for k in reasons), reasons
         assert any("wrong_type" in k for k in reasons), reasons
         # 429/503 answers were retried after their Retry-After, not dropped.
-        assert stats.get("retry_after/honoured", 0) >= 1
+        paused += stats.get("retry_after/paused", 0)
+        assert stats.get("retry/max_reached", 0) == 0
+    # Every 429/503 the simulator sent paused the host for its Retry-After.
+    assert paused == throttled

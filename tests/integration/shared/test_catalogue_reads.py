@@ -84,3 +84,35 @@ def test_titles_updated_within_two_days_are_not_due(catalogue):
 def test_known_external_ids_per_platform(catalogue):
     assert known_external_ids(catalogue, "KAKAO") == {"kakao-mon"}
     assert len(known_external_ids(catalogue, "NAVER")) == 8
+
+
+def test_a_webtoon_on_two_platforms_is_due_on_each_by_its_own_schedule(mariadb_url):
+    # One webtoon (same title and author), run on Mondays on Naver and on Fridays on Kakao.
+    def shared(platform, external_id, days, status="ONGOING"):
+        return WebtoonItem(platform=platform, external_id=external_id, title="같은 웹툰",
+                           status=status, days_of_week=days,
+                           authors=[{"uid": f"{platform}:a", "name": "작가", "role": "BOTH"}])
+
+    def episode(platform, external_id, no, published):
+        return EpisodeItem(platform=platform, webtoon_external_id=external_id, episode_no=no,
+                           title=f"{no}화", published_at=published)
+
+    conn = connect(mariadb_url)
+    writer = CatalogueWriter(conn)
+    writer.write([shared("NAVER", "n1", ["MONDAY"]), shared("KAKAO", "k1", ["FRIDAY"])])
+    writer.write([episode("NAVER", "n1", 1, "2024-05-27"), episode("NAVER", "n1", 2, "2024-06-03"),
+                  episode("KAKAO", "k1", 1, "2024-05-24")])
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM webtoon")
+        assert cur.fetchone()[0] == 1
+    conn.close()
+
+    # Thursday 2024-06-06: Kakao's Friday title is due (last episode 05-24); Naver's is not
+    # (Monday title, not today or tomorrow) even though the webtoon row is Naver's.
+    thursday = date(2024, 6, 6)
+    assert {t.external_id for t in titles_due_for_update(mariadb_url, "KAKAO", thursday)} == {"k1"}
+    assert titles_due_for_update(mariadb_url, "NAVER", thursday) == []
+    # Sunday 2024-06-09: Naver's Monday title is due again; Kakao's is not.
+    sunday = date(2024, 6, 9)
+    assert {t.external_id for t in titles_due_for_update(mariadb_url, "NAVER", sunday)} == {"n1"}
+    assert titles_due_for_update(mariadb_url, "KAKAO", sunday) == []

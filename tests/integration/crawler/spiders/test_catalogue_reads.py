@@ -29,8 +29,9 @@ def _seed(url: str) -> None:
                 webtoon_id = cur.lastrowid
                 cur.execute("INSERT INTO webtoon_publish_day VALUES (%s, %s)", (webtoon_id, day))
                 cur.execute(
-                    "INSERT INTO webtoon_platform (webtoon_id, platform_id, external_id)"
-                    " VALUES (%s, %s, %s)", (webtoon_id, naver, external_id),
+                    "INSERT INTO webtoon_platform (webtoon_id, platform_id, external_id, status,"
+                    " publish_days) VALUES (%s, %s, %s, %s, %s)",
+                    (webtoon_id, naver, external_id, status, day),
                 )
                 cur.execute("INSERT INTO webtoon_season (webtoon_id) VALUES (%s)", (webtoon_id,))
                 season_id = cur.lastrowid
