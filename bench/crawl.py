@@ -58,13 +58,14 @@ def start_simulator(titles: int, episodes: int, seed: int) -> tuple[subprocess.P
     return proc, f"http://127.0.0.1:{port}"
 
 
-def crawl_once(label: str, env: dict[str, str], workdir: Path, pipelines: bool) -> dict[str, Any]:
+def crawl_once(label: str, env: dict[str, str], workdir: Path,
+               pipelines: dict[str, int] | None) -> dict[str, Any]:
     totals = {"items": 0, "seconds": 0.0, "peak_rss_mb": 0.0, "responses": 0}
     for spider in SPIDERS:
         stats_file = workdir / f"{label}-{spider}.json"
         settings = {"TOONPICK_STATS_FILE": str(stats_file)}
-        if not pipelines:
-            settings["ITEM_PIPELINES"] = "{}"
+        if pipelines is not None:
+            settings["ITEM_PIPELINES"] = json.dumps(pipelines)
         request = CrawlRequest(spider)
         started = time.monotonic()
         nodes = start_nodes(request, env=env, log_dir=workdir / "logs", settings=settings)
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--titles", type=int, default=5000)
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--only", default="",
+                        help="comma-separated pipeline class names to keep (profiling aid)")
     args = parser.parse_args(argv)
 
     config = load_config(profile="test")
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sim, url = start_simulator(args.titles, args.episodes, args.seed)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TOONPICK_")},
+        **os.environ,
         "TOONPICK_PROFILE": "test", "REDIS_URL": "",
         "TOONPICK_MARIADB_URL": mariadb_url, "TOONPICK_MONGO_URL": mongo_url,
         "TOONPICK_IMAGES_STORE": f"s3://{bucket}/",
@@ -118,8 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"catalogue: {args.titles} titles x ~{args.episodes} episodes, seed {args.seed}; "
           f"one spider process per platform; simulator {url}")
     try:
-        off = crawl_once("pipelines off", env, workdir, pipelines=False)
-        on = crawl_once("all pipelines", env, workdir, pipelines=True)
+        off = crawl_once("pipelines off", env, workdir, pipelines={})
+        kept = None
+        if args.only:
+            from crawler.settings import ITEM_PIPELINES
+
+            names = set(args.only.split(","))
+            kept = {k: v for k, v in ITEM_PIPELINES.items() if k.rsplit(".", 1)[1] in names}
+        on = crawl_once("all pipelines" if kept is None else "some pipelines", env, workdir,
+                        pipelines=kept)
     finally:
         sim.terminate()
         sim.wait()
