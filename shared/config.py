@@ -102,6 +102,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crawl_idle_seconds", "TOONPICK_CRAWL_IDLE_SECONDS", "5",
             "Cluster mode: how long an idle node waits for work before the run is "
             "checked for done.", kind=float),
+    # Schedules (shared/tasks/schedules.py).
+    Setting("schedules", "TOONPICK_SCHEDULES", "",
+            "Overrides of the default schedules, ';'-separated: name=off, name=CRON, "
+            "options after '|' (late=6h, skip, task=TYPE). Empty: the defaults."),
+    Setting("scheduler_tick_seconds", "TOONPICK_SCHEDULER_TICK_SECONDS", "10",
+            "Seconds between scheduler ticks.", kind=float),
+    Setting("scheduler_late_after_seconds", "TOONPICK_SCHEDULER_LATE_AFTER_SECONDS", "120",
+            "A slot handled within this many seconds is on time (at least 2x the tick).",
+            kind=float),
+    Setting("scheduler_reclaim_seconds", "TOONPICK_SCHEDULER_RECLAIM_SECONDS", "600",
+            "When another scheduler takes over a slot claimed by a scheduler that died "
+            "before enqueueing it (0: never).", kind=float),
     Setting("crawl_today", "TOONPICK_CRAWL_TODAY", "",
             "Override today's date (YYYY-MM-DD) for the episode-update rule; empty: now "
             "in TOONPICK_TIMEZONE."),
