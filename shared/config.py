@@ -102,6 +102,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crawl_idle_seconds", "TOONPICK_CRAWL_IDLE_SECONDS", "5",
             "Cluster mode: how long an idle node waits for work before the run is "
             "checked for done.", kind=float),
+    # Task execution (shared/tasks/).
+    Setting("task_modules", "TOONPICK_TASK_MODULES", "",
+            "Comma-separated modules whose import registers task bodies (workers import them)."),
+    Setting("task_heartbeat_interval", "TOONPICK_TASK_HEARTBEAT_INTERVAL", "5",
+            "Seconds between heartbeats of a running task execution.", kind=float),
+    Setting("task_heartbeat_timeout", "TOONPICK_TASK_HEARTBEAT_TIMEOUT", "60",
+            "Silence after which a running execution is ABANDONED (and a queued one's job "
+            "counts as lost).", kind=float),
+    Setting("task_stop_check_interval", "TOONPICK_TASK_STOP_CHECK_INTERVAL", "1",
+            "How long a task trusts the last stop flag it read.", kind=float),
+    Setting("task_reconcile_interval", "TOONPICK_TASK_RECONCILE_INTERVAL", "30",
+            "Seconds between each worker's reconciliation of dead executions.", kind=float),
     # Schedules (shared/tasks/schedules.py).
     Setting("schedules", "TOONPICK_SCHEDULES", "",
             "Overrides of the default schedules, ';'-separated: name=off, name=CRON, "

@@ -4,6 +4,7 @@
 - ``repository``: instances, executions and checkpoints in MariaDB (``TaskRepository``).
 - ``runner``: ``enqueue_task``, the RQ job ``run_execution``, ``TaskContext``, ``reconcile``.
 - ``worker``: ``run_worker``, an RQ worker that reconciles at start-up and periodically.
+- ``schedules``: cron schedules whose slots are claimed once in MariaDB.
 """
 
 from shared.tasks.repository import (

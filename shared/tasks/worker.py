@@ -1,0 +1,145 @@
+"""A task worker: an RQ worker (with RQ's scheduler for delayed retries) that reconciles.
+
+``run_worker`` imports the task modules (so their types are registered before the first
+job is forked), reconciles once at start-up (executions left STARTED by dead workers),
+then works; its maintenance hook reconciles again every ``reconcile_interval`` seconds.
+The worker wakes from its blocking dequeue at that interval, so an idle worker still
+notices dead peers.
+
+``python -m shared.tasks.worker --queue default --task-module pkg.tasks`` runs one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from rq import Worker
+from rq.exceptions import StopRequested
+
+from shared.stores.redis import redis_client
+from shared.tasks.runner import RunnerSettings, configure_process, reconcile
+from shared.tasks.types import DEFAULT_QUEUE, import_task_modules, parse_module_list
+
+log = logging.getLogger(__name__)
+
+
+class TaskWorker(Worker):
+    """rq.Worker that also runs ``reconcile`` every ``settings.reconcile_interval`` seconds
+    (RQ's own registry maintenance keeps its own, slower, interval)."""
+
+    def __init__(self, *args: Any, mariadb_url: str, settings: RunnerSettings, **kwargs: Any):
+        # Set first: rq's constructor already reads dequeue_timeout.
+        self.mariadb_url = mariadb_url
+        self.settings = settings
+        self._reconciled_at: float | None = None
+        super().__init__(*args, **kwargs)
+
+    @property
+    def dequeue_timeout(self) -> int:
+        # Wake from the blocking dequeue often enough to reconcile on time when idle.
+        return max(1, min(int(self.settings.reconcile_interval), self.worker_ttl - 15))
+
+    @property
+    def reconcile_due(self) -> bool:
+        return (self._reconciled_at is None
+                or time.monotonic() - self._reconciled_at >= self.settings.reconcile_interval)
+
+    @property
+    def should_run_maintenance_tasks(self) -> bool:
+        return super().should_run_maintenance_tasks or self.reconcile_due
+
+    def run_maintenance_tasks(self) -> None:
+        if super().should_run_maintenance_tasks:
+            super().run_maintenance_tasks()
+        if self.reconcile_due:
+            self.reconcile()
+
+    def reconcile(self) -> None:
+        self._reconciled_at = time.monotonic()
+        try:
+            report = reconcile(self.mariadb_url, self.connection, self.settings.heartbeat_timeout,
+                               queued_grace=self.settings.queued_grace)
+        except StopRequested:
+            raise  # rq's SIGTERM handler raises it from wherever the worker is
+        except Exception:  # a store outage must not kill the worker; the next tick retries
+            log.exception("reconcile failed")
+            return
+        if report:
+            log.info("reconciled: %s", report)
+
+
+def run_worker(
+    queues: Sequence[str] = (DEFAULT_QUEUE,),
+    *,
+    mariadb_url: str | None = None,
+    redis_url: str | None = None,
+    settings: RunnerSettings | None = None,
+    burst: bool = False,
+    name: str | None = None,
+    with_scheduler: bool = True,
+    logging_level: str = "INFO",
+) -> bool:
+    """Run a task worker until it is told to stop (or, with ``burst``, until its queues are
+    empty). URLs and settings not given come from ``shared.config.load_config()``."""
+    if mariadb_url is None or redis_url is None or settings is None:
+        from shared.config import load_config
+
+        config = load_config()
+        mariadb_url = mariadb_url or config.mariadb_url
+        redis_url = redis_url or config.redis_url
+        settings = settings or RunnerSettings.from_config(config)
+    if not redis_url:
+        raise ValueError("a task worker needs Redis: set REDIS_URL")
+    imported = import_task_modules(settings.task_modules)
+    configure_process(mariadb_url, settings)
+    connection = redis_client(redis_url)
+    worker = TaskWorker(list(queues), connection=connection, name=name,
+                        mariadb_url=mariadb_url, settings=settings)
+    log.info("task worker %s: queues %s, task modules %s", worker.name, ", ".join(queues),
+             ", ".join(imported) or "none")
+    worker.reconcile()
+    return worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=logging_level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.tasks.worker",
+                                     description="Run a TOONPICK task worker.")
+    parser.add_argument("--queue", action="append", dest="queues",
+                        help=f"queue to work on (repeatable; default {DEFAULT_QUEUE})")
+    parser.add_argument("--task-module", action="append", dest="task_modules", default=[],
+                        help="module registering task types (repeatable, or comma-separated)")
+    parser.add_argument("--heartbeat-interval", type=float)
+    parser.add_argument("--heartbeat-timeout", type=float)
+    parser.add_argument("--reconcile-interval", type=float)
+    parser.add_argument("--burst", action="store_true")
+    parser.add_argument("--name")
+    args = parser.parse_args(argv)
+
+    from shared.config import load_config
+
+    config = load_config()
+    logging.basicConfig(level=config.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = RunnerSettings.from_config(config)
+    overrides: dict[str, Any] = {}
+    for name in ("heartbeat_interval", "heartbeat_timeout", "reconcile_interval"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    modules = parse_module_list(",".join(args.task_modules))
+    if modules:
+        overrides["task_modules"] = tuple(dict.fromkeys(settings.task_modules + modules))
+    settings = replace(settings, **overrides)
+    run_worker(args.queues or [DEFAULT_QUEUE], mariadb_url=config.mariadb_url,
+               redis_url=config.redis_url, settings=settings, burst=args.burst, name=args.name,
+               logging_level=config.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
