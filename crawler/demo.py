@@ -75,8 +75,13 @@ def store_counts(config: Config, platform: Platform) -> dict[str, int]:
 
     counts: dict[str, int] = {}
     db = mongo_database(config.mongo_url)
-    counts["mongo_titles"] = db.webtoon_raw.count_documents({"platform": platform.value})
-    counts["mongo_episodes"] = db.episode_raw.count_documents({"platform": platform.value})
+    # A title's episodes live inside its document; one created by episodes alone has no
+    # title payload yet.
+    counts["mongo_titles"] = db.webtoon_raw.count_documents(
+        {"platform": platform.value, "content_hash": {"$exists": True}})
+    counts["mongo_episodes"] = sum(
+        len(doc.get("episodes", {}))
+        for doc in db.webtoon_raw.find({"platform": platform.value}, {"episodes": 1}))
     db.client.close()
     conn = connect(config.mariadb_url)
     try:

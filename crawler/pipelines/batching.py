@@ -17,6 +17,7 @@ with a reconnect, a persistent one fails the batch's items (Scrapy logs each).
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,23 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 logger = logging.getLogger(__name__)
+
+_heap_frozen = False
+
+
+def freeze_startup_heap() -> None:
+    """Hide everything alive at spider open from the cyclic garbage collector, once a process.
+
+    Scrapy, boto3's service models and the drivers leave ~300k long-lived objects; every
+    full collection walked them all (2.5 s of a 12 s crawl of 9k items here). ``gc.freeze``
+    keeps them alive and out of the collector's walks (Python's documented use of it).
+    """
+    global _heap_frozen
+    if _heap_frozen:
+        return
+    _heap_frozen = True
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass(frozen=True)
@@ -137,6 +155,7 @@ class BatchingPipeline:
     # --- Scrapy hooks -------------------------------------------------------------
     async def open_spider(self) -> None:
         await maybe_deferred_to_future(self.start())
+        freeze_startup_heap()
 
     async def process_item(self, item: Any) -> Any:
         if not self.accepts(item):

@@ -1,9 +1,9 @@
 """MongoDB collections of the raw store and their indexes, created idempotently.
 
-``webtoon_raw``: one document per (platform, external_id).
-``episode_raw``: one per (platform, webtoon_external_id, season_no, episode_no).
-The unique indexes are what make concurrent upserts from several crawl nodes
-land on one document instead of two.
+``webtoon_raw``: one document per (platform, external_id), holding the title's payload
+and, under ``episodes."{season}-{no}"``, each of its episodes' payloads (see
+``crawler.pipelines.raw_store``). The unique index is what makes concurrent writes from
+several crawl nodes land on one document instead of two.
 """
 
 from __future__ import annotations
@@ -12,24 +12,12 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
 
 WEBTOON_RAW = "webtoon_raw"
-EPISODE_RAW = "episode_raw"
 
 INDEXES: dict[str, list[IndexModel]] = {
     WEBTOON_RAW: [
         IndexModel(
             [("platform", ASCENDING), ("external_id", ASCENDING)],
             unique=True, name="uk_platform_external_id",
-        ),
-    ],
-    EPISODE_RAW: [
-        IndexModel(
-            [
-                ("platform", ASCENDING),
-                ("webtoon_external_id", ASCENDING),
-                ("season_no", ASCENDING),
-                ("episode_no", ASCENDING),
-            ],
-            unique=True, name="uk_platform_webtoon_season_episode",
         ),
     ],
 }

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from crawler.launcher import CrawlNode, CrawlRequest, start_nodes, wait_all
+from crawler.pipelines.raw_store import parse_episode_field
 from shared.stores.mariadb import connect
 from shared.stores.mongo import mongo_database
 from shared.stores.s3 import s3_client
@@ -63,16 +64,21 @@ class CrawlHarness:
     def mongo_titles(self, platform: str) -> Counter:
         db = mongo_database(self.mongo_url)
         try:
-            return Counter(d["external_id"] for d in db.webtoon_raw.find({"platform": platform}))
+            # A document created by its episodes alone holds no title payload yet.
+            return Counter(d["external_id"] for d in db.webtoon_raw.find(
+                {"platform": platform, "content_hash": {"$exists": True}}, {"external_id": 1}))
         finally:
             db.client.close()
 
     def mongo_episodes(self, platform: str) -> Counter:
         db = mongo_database(self.mongo_url)
         try:
+            # Episodes live inside their title's document, keyed "{season}-{no}".
             return Counter(
-                (d["webtoon_external_id"], d["season_no"], d["episode_no"])
-                for d in db.episode_raw.find({"platform": platform})
+                (d["external_id"], *parse_episode_field(name))
+                for d in db.webtoon_raw.find({"platform": platform},
+                                             {"external_id": 1, "episodes": 1})
+                for name in d.get("episodes", {})
             )
         finally:
             db.client.close()

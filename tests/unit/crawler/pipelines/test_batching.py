@@ -158,3 +158,16 @@ def test_one_bad_item_does_not_fail_its_batch():
     got = results([pipe.enqueue("a"), pipe.enqueue("poison"), pipe.enqueue("b")])
     assert got[0] == "a" and got[2] == "b"
     assert "store_error:ValueError" in str(got[1].value)
+
+
+def test_startup_heap_is_frozen_once_per_process():
+    import gc
+
+    from crawler.pipelines import batching
+
+    batching.freeze_startup_heap()
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    batching.freeze_startup_heap()
+    # The second call is a no-op: objects made since stay collectable.
+    assert gc.get_freeze_count() == frozen
