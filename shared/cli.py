@@ -5,6 +5,9 @@
     toonpick db migrate                apply MariaDB migrations
     toonpick simulator --port 8800     the offline platform simulator
     toonpick config [--markdown]       resolved settings / the README table
+    toonpick worker [--queue Q] [--burst]          a task worker (RQ), reconciling at start-up
+    toonpick scheduler [--once [--now ISO] [--since ISO]]  enqueue schedule slots
+    toonpick task run TYPE --params JSON [--force] | show ID | list | stop ID
 
 Subcommands import their packages lazily so ``toonpick config`` works in any
 process kind's environment.
@@ -16,6 +19,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -70,6 +74,127 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                     nodes=args.nodes, fresh=args.fresh)
 
 
+def _moment(text: str, timezone: str) -> datetime:
+    """An ISO date-time; one without an offset is read in ``timezone`` (the platforms')."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO date-time (e.g. 2025-03-01T02:00+09:00)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(timezone))
+
+
+def _logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from shared.config import load_config
+    from shared.tasks.types import DEFAULT_QUEUE
+    from shared.tasks.worker import run_worker
+
+    config = load_config()
+    _logging(config.log_level)
+    if not config.redis_url:
+        print("toonpick worker: set REDIS_URL (jobs are queued in Redis)", file=sys.stderr)
+        return 2
+    run_worker(args.queues or [DEFAULT_QUEUE], burst=args.burst, name=args.name,
+               logging_level=config.log_level)
+    return 0
+
+
+def _cmd_scheduler(args: argparse.Namespace) -> int:
+    from shared.config import load_config
+    from shared.tasks.scheduler_process import run_scheduler, tick_once
+
+    config = load_config()
+    _logging(config.log_level)
+    if not config.redis_url:
+        print("toonpick scheduler: set REDIS_URL (jobs are queued in Redis)", file=sys.stderr)
+        return 2
+    if not args.once:
+        if args.now or args.since:
+            print("toonpick scheduler: --now and --since go with --once", file=sys.stderr)
+            return 2
+        run_scheduler(config)
+        return 0
+    try:
+        now = _moment(args.now, config.timezone) if args.now else datetime.now(UTC)
+        since = _moment(args.since, config.timezone) if args.since else None
+    except argparse.ArgumentTypeError as exc:
+        print(f"toonpick scheduler: {exc}", file=sys.stderr)
+        return 2
+    if since is not None and since >= now:
+        print("toonpick scheduler: --since must be before --now", file=sys.stderr)
+        return 2
+    outcomes = tick_once(now, since, config)
+    print(json.dumps([{"schedule": o.schedule_name, "slot": o.slot_at.isoformat(),
+                       "status": o.status.value, "execution_id": o.execution_id,
+                       "late": o.late, "error": o.error} for o in outcomes], indent=2))
+    return 0
+
+
+def _cmd_task(args: argparse.Namespace) -> int:
+    from shared.config import load_config
+    from shared.tasks import TaskError, TaskRepository
+    from shared.tasks.types import import_task_modules, parse_module_list
+
+    config = load_config()
+    if args.task_command == "run":
+        from shared.tasks.runner import enqueue_task
+
+        try:
+            params = json.loads(args.params)
+        except json.JSONDecodeError as exc:
+            print(f"toonpick task run: --params is not JSON: {exc}", file=sys.stderr)
+            return 2
+        if not config.redis_url:
+            print("toonpick task run: set REDIS_URL (jobs are queued in Redis)", file=sys.stderr)
+            return 2
+        import_task_modules(parse_module_list(config.task_modules))
+        try:
+            execution_id = enqueue_task(config.mariadb_url, config.redis_url, args.task_type,
+                                        params, "api", force=args.force)
+        except TaskError as exc:
+            print(f"toonpick task run: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps({"execution_id": execution_id}))
+        return 0
+    repository = TaskRepository(config.mariadb_url)
+    try:
+        if args.task_command == "list":
+            try:
+                executions = repository.list_executions(task_type=args.type,
+                                                        status=args.status, limit=args.limit)
+            except ValueError as exc:
+                print(f"toonpick task list: {exc}", file=sys.stderr)
+                return 2
+            for e in executions:
+                print(f"{e.id:>6} {e.task_type:<28} {e.status:<10} {e.trigger:<8} "
+                      f"{e.progress:>3}% {e.created_at:%Y-%m-%d %H:%M:%S} "
+                      f"{e.progress_message or ''}")
+            return 0
+        try:
+            if args.task_command == "stop":
+                print(json.dumps({"execution_id": args.execution_id,
+                                  "status": str(repository.request_stop(args.execution_id))}))
+                return 0
+            execution = repository.get(args.execution_id)
+        except TaskError as exc:
+            print(f"toonpick task {args.task_command}: {exc}", file=sys.stderr)
+            return 1
+        view = execution.as_dict()
+        view["checkpoint"] = repository.load_checkpoint(execution.id)
+        print(json.dumps(view, indent=2, ensure_ascii=False, default=str))
+        return 0
+    finally:
+        repository.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toonpick", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -105,6 +230,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, default=2, help="spider processes per platform")
     p.add_argument("--fresh", action="store_true", help="empty the dev stores first")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("worker", help="run a task worker (RQ) until stopped")
+    p.add_argument("--queue", action="append", dest="queues",
+                   help="queue to work on (repeatable; default: default)")
+    p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    p.add_argument("--name", help="worker name (default: RQ's)")
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("scheduler", help="enqueue schedule slots as task executions")
+    p.add_argument("--once", action="store_true", help="tick once and exit")
+    p.add_argument("--now", help="with --once: the tick's time (ISO; no offset: TOONPICK_TIMEZONE)")
+    p.add_argument("--since", help="with --once: tick at this time first (schedules first "
+                                   "seen then, so slots up to --now are due)")
+    p.set_defaults(func=_cmd_scheduler)
+
+    task = sub.add_parser("task", help="task executions: run, show, list, stop")
+    tasksub = task.add_subparsers(dest="task_command", required=True)
+    p = tasksub.add_parser("run", help="enqueue a task (trigger api)")
+    p.add_argument("task_type", help="e.g. WEBTOON_ALL_CRAWL")
+    p.add_argument("--params", default="{}", help='JSON object, e.g. {"platforms": ["NAVER"]}')
+    p.add_argument("--force", action="store_true", help="run a completed instance again")
+    p.set_defaults(func=_cmd_task)
+    p = tasksub.add_parser("show", help="one execution as JSON, with its checkpoint")
+    p.add_argument("execution_id", type=int)
+    p.set_defaults(func=_cmd_task)
+    p = tasksub.add_parser("stop", help="ask a running execution to stop")
+    p.add_argument("execution_id", type=int)
+    p.set_defaults(func=_cmd_task)
+    p = tasksub.add_parser("list", help="recent executions, newest first")
+    p.add_argument("--type", help="only this task type")
+    p.add_argument("--status", help="only this status")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=_cmd_task)
     return parser
 
 

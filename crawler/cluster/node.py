@@ -6,6 +6,10 @@ with a heartbeat, and *idles* when nothing is left for it: an idle node reclaims
 expired leases and polls for work, and closes ("finished") only when the run is done
 (start queue, request queue, reclaim list and lease set all empty), whichever node
 saw it first.
+
+A node also closes ("stopped") when the run's stop flag is raised (``runs.request_stop``):
+it checks the flag on every heartbeat and when idle, finishes what it has in flight,
+hands its leases back and leaves the run's queues as they are for a restart.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from scrapy import signals
-from scrapy.exceptions import DontCloseSpider, NotConfigured
+from scrapy.exceptions import CloseSpider, DontCloseSpider, NotConfigured
+from scrapy.utils.defer import deferred_from_coro
 from twisted.internet import task
 
 from crawler.cluster import runs
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
     from crawler.cluster.spider import ClusterSpider
 
 logger = logging.getLogger(__name__)
+
+STOPPED = "stopped"
 
 
 class ClusterNode:
@@ -55,6 +62,7 @@ class ClusterNode:
         self._heartbeat: task.LoopingCall | None = None
         self._idle_delay = 0.1
         self._wake_call: Any = None
+        self.stopping = False
         crawler.toonpick_node = self
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
@@ -134,12 +142,32 @@ class ClusterNode:
         if self.tracker is None or self.queue is None:
             return
         try:
+            if self.stop_requested():
+                self._close_stopped()
+                return
             self.queue.renew(self.tracker.held_ids())
             self._register()
             self.reclaim()
         except redis.RedisError as exc:
             # Leases are renewed next beat; a long outage lets them expire, which is safe.
             logger.warning("node heartbeat failed: %s", exc)
+
+    def stop_requested(self) -> bool:
+        assert self.keys is not None
+        return runs.stop_requested(self.server, self.keys.spider, self.keys.run_id)
+
+    def _close_stopped(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        assert self.keys is not None
+        logger.info("crawl run %s/%s: stop requested; node %s closes", self.keys.spider,
+                    self.keys.run_id, self.node_id)
+        # Scrapy's graceful close: requests in flight finish and their items are stored;
+        # the rest stays queued in the run for a restart.
+        deferred_from_coro(
+            self.crawler.engine.close_spider_async(reason=STOPPED)
+        ).addErrback(lambda failure: logger.error("closing on stop failed: %s", failure.value))
 
     def reclaim(self) -> None:
         assert self.queue is not None
@@ -160,6 +188,9 @@ class ClusterNode:
     def spider_idle(self, spider: Any) -> None:
         if self.keys is None:
             return
+        if self.stopping or self.stop_requested():
+            self.stopping = True
+            raise CloseSpider(STOPPED)
         self.reclaim()
         status = runs.finish_if_done(self.server, self.keys.spider, self.keys.run_id)
         if status == runs.DONE:

@@ -9,6 +9,12 @@ A run is *running* from the moment it is created (atomically, with its start ent
 already in its start queue) until a node finds its start queue, request queue,
 reclaim list and lease set all empty: then it is *done* (``finished_at`` set, the
 ``current`` pointer cleared, the dupefilter dropped) and every node closes.
+
+A running run can be *stopped* (``request_stop``): a flag under the run's keys that
+every node checks on its heartbeat and when idle; a node that sees it closes with
+reason ``stopped``, handing its leases back. The run keeps its queues and stays
+``running`` (not done), so clearing the flag (``clear_stop``) and starting a node
+with ``-a run_id=<id>`` carries on where it stopped.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ class RunExistsError(ValueError):
 _RUN_KEY_NAMES = frozenset(
     {
         "meta", "start", "requests", "reclaimed", "leases", "payloads", "infos", "dead",
-        "dead_infos", "dupefilter", "stats", "nodes", "node_infos",
+        "dead_infos", "dupefilter", "stats", "nodes", "node_infos", "stop",
     }
 )
 
@@ -181,6 +187,33 @@ def start_run(
     return run_id
 
 
+# KEYS: stop flag, current; ARGV: reason, run id
+_REQUEST_STOP = """
+redis.call('SET', KEYS[1], ARGV[1])
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+
+def request_stop(server: redis.Redis, spider: str, run_id: str, reason: str = "stopped") -> None:
+    """Ask every node of the run to close; the run keeps its queues for a later restart.
+
+    The run stops being the spider's current run, so plain ``scrapy crawl <spider>``
+    nodes start a fresh run instead of joining one that is being stopped.
+    """
+    script = server.register_script(_REQUEST_STOP)
+    script(keys=[RunKeys(spider, run_id).stop, current_key(spider)], args=[reason, run_id])
+
+
+def clear_stop(server: redis.Redis, spider: str, run_id: str) -> None:
+    """Lift a stop so nodes started with ``-a run_id=<id>`` crawl the run again."""
+    server.delete(RunKeys(spider, run_id).stop)
+
+
+def stop_requested(server: redis.Redis, spider: str, run_id: str) -> bool:
+    return bool(server.exists(RunKeys(spider, run_id).stop))
+
+
 def current_run(server: redis.Redis, spider: str) -> str | None:
     """The id of the spider's live run that new nodes join, if any."""
     value = server.get(current_key(spider))
@@ -258,8 +291,10 @@ def get_run(server: redis.Redis, spider: str, run_id: str) -> dict[str, Any] | N
     pipe.llen(keys.reclaimed)
     pipe.zcard(keys.leases)
     pipe.hlen(keys.dead)
+    pipe.exists(keys.stop)
     pipe.time()
-    meta, stats, nodes, node_infos, start, queued, reclaimed, leased, dead, now = pipe.execute()
+    (meta, stats, nodes, node_infos, start, queued, reclaimed, leased, dead, stop,
+     now) = pipe.execute()
     if not meta:
         return None
     meta = {_text(k): _text(v) for k, v in meta.items()}
@@ -272,6 +307,7 @@ def get_run(server: redis.Redis, spider: str, run_id: str) -> dict[str, Any] | N
         "started_at": float(meta["started_at"]) if meta.get("started_at") else None,
         "finished_at": float(meta["finished_at"]) if meta.get("finished_at") else None,
         "start_entries": int(meta.get("start_entries", 0)),
+        "stop_requested": bool(stop),
         "nodes": [
             {"node": _text(node), "active": deadline > now_s, **infos.get(_text(node), {})}
             for node, deadline in nodes

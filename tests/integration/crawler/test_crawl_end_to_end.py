@@ -157,7 +157,7 @@ def test_node_killed_mid_crawl_loses_nothing(harness, simulator):
     point_at(harness, server.url)
     # Short leases so the survivor reclaims the dead node's requests quickly; a slow
     # host rate so the crawl is still running when the node is killed.
-    harness.env.update({"TOONPICK_CRAWL_LEASE_SECONDS": "3", "TOONPICK_CRAWL_HOST_RATE": "40"})
+    harness.env.update({"TOONPICK_CRAWL_LEASE_SECONDS": "3", "TOONPICK_CRAWL_HOST_RATE": "10"})
     expected = catalogue.expected()
     request, procs = harness.start("naver", nodes=2)
     victim = procs[0]

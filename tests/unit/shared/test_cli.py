@@ -19,3 +19,24 @@ def test_crawl_with_bad_arguments_exits_2_with_a_message(capsys):
     assert "unknown spider 'lezhin'" in capsys.readouterr().err
     assert main(["crawl", "naver", "--mode", "sometimes"]) == 2
     assert "unknown mode 'sometimes'" in capsys.readouterr().err
+
+
+def test_scheduler_and_task_reject_bad_arguments_with_exit_2(capsys, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/15")
+    assert main(["scheduler", "--now", "2025-03-01T10:00"]) == 2
+    assert "--now and --since go with --once" in capsys.readouterr().err
+    assert main(["scheduler", "--once", "--now", "tomorrow"]) == 2
+    assert "'tomorrow' is not an ISO date-time" in capsys.readouterr().err
+    assert main(["scheduler", "--once", "--since", "2025-03-01T10:00",
+                 "--now", "2025-03-01T09:00"]) == 2
+    assert "--since must be before --now" in capsys.readouterr().err
+    assert main(["task", "run", "WEBTOON_ALL_CRAWL", "--params", "{platforms"]) == 2
+    assert "--params is not JSON" in capsys.readouterr().err
+
+
+def test_worker_and_scheduler_need_redis(capsys, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "")
+    assert main(["worker", "--burst"]) == 2
+    assert "toonpick worker: set REDIS_URL" in capsys.readouterr().err
+    assert main(["scheduler", "--once"]) == 2
+    assert "toonpick scheduler: set REDIS_URL" in capsys.readouterr().err
