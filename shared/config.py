@@ -103,8 +103,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Cluster mode: how long an idle node waits for work before the run is "
             "checked for done.", kind=float),
     # Task execution (shared/tasks/).
-    Setting("task_modules", "TOONPICK_TASK_MODULES", "",
-            "Comma-separated modules whose import registers task bodies (workers import them)."),
+    Setting("task_modules", "TOONPICK_TASK_MODULES", "crawler.tasks",
+            "Comma-separated modules whose import registers task bodies (workers and "
+            "schedulers import them)."),
     Setting("task_heartbeat_interval", "TOONPICK_TASK_HEARTBEAT_INTERVAL", "5",
             "Seconds between heartbeats of a running task execution.", kind=float),
     Setting("task_heartbeat_timeout", "TOONPICK_TASK_HEARTBEAT_TIMEOUT", "60",
@@ -129,14 +130,54 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crawl_today", "TOONPICK_CRAWL_TODAY", "",
             "Override today's date (YYYY-MM-DD) for the episode-update rule; empty: now "
             "in TOONPICK_TIMEZONE."),
+    # SQS request/complete messages (shared/tasks/messages.py); off as in the original.
+    Setting("sqs_enabled", "TOONPICK_SQS_ENABLED", "false",
+            "Consume the two request queues and send completion messages.", kind=bool),
+    Setting("sqs_create_request_queue", "AWS_SQS_WEBTOON_CREATE_REQUEST",
+            "toonpick-webtoon-create-request",
+            "Queue (name or URL) of CRAWL_WEBTOON_ALL / CRAWL_WEBTOON_NEW requests."),
+    Setting("sqs_update_request_queue", "AWS_SQS_WEBTOON_UPDATE_REQUEST",
+            "toonpick-webtoon-update-request",
+            "Queue (name or URL) of CRAWL_WEBTOON_EPISODE requests."),
+    Setting("sqs_create_complete_queue", "AWS_SQS_WEBTOON_CREATE_COMPLETE",
+            "toonpick-webtoon-create-complete",
+            "Queue (name or URL) getting the completion of create requests."),
+    Setting("sqs_update_complete_queue", "AWS_SQS_WEBTOON_UPDATE_COMPLETE",
+            "toonpick-webtoon-update-complete",
+            "Queue (name or URL) getting the completion of update requests."),
+    Setting("sqs_dead_letter_queue", "TOONPICK_SQS_DEAD_LETTER_QUEUE",
+            "toonpick-webtoon-request-dlq",
+            "Queue (name or URL) for invalid or undeliverable requests, with the reason."),
+    Setting("sqs_visibility_timeout", "TOONPICK_SQS_VISIBILITY_TIMEOUT", "60",
+            "Seconds a received request stays hidden; one not acknowledged (a transient "
+            "failure) is delivered again after that.", kind=int),
+    Setting("sqs_max_receives", "TOONPICK_SQS_MAX_RECEIVES", "5",
+            "Deliveries of one request before it goes to the dead-letter queue.", kind=int),
+    Setting("sqs_wait_seconds", "TOONPICK_SQS_WAIT_SECONDS", "20",
+            "Long-poll wait of one receive (0-20 seconds).", kind=int),
+    # Job alerts (shared/tasks/alerts.py).
+    Setting("alert_webhook_url", "TOONPICK_ALERT_WEBHOOK_URL", "",
+            "Slack-compatible webhook getting job alerts; empty: no alerts."),
+    Setting("alert_on_success", "TOONPICK_ALERT_ON_SUCCESS", "false",
+            "Also alert when a job completes (failures always alert).", kind=bool),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
 def _convert(setting: Setting, raw: str) -> Any:
     if setting.kind is str:
         return raw
+    if setting.kind is bool:
+        # bool("false") is True: spell the accepted words out.
+        word = raw.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise ConfigError(f"{setting.env}={raw!r} is not a boolean (true/false, 1/0, yes/no)")
     try:
         return setting.kind(raw)
     except ValueError as exc:

@@ -33,6 +33,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from shared.stores.redis import redis_client
+from shared.tasks.alerts import announce_execution_end
 from shared.tasks.repository import ExecutionNotFound, TaskRepository
 from shared.tasks.types import (
     RUNNING_STATUSES,
@@ -322,7 +323,9 @@ def _run(
             import_task_modules(settings.task_modules)
             definition = get_task(execution.task_type)
         except Exception as exc:  # unknown type or a task module that fails to import
-            repository.finish(execution_id, ExecutionStatus.FAILED, error=str(exc))
+            if repository.finish(execution_id, ExecutionStatus.FAILED, error=str(exc)):
+                announce_execution_end(execution_id, execution.task_type,
+                                       ExecutionStatus.FAILED, str(exc))
             log.error("execution %s: %s", execution_id, exc)
             return ExecutionStatus.FAILED.value
 
@@ -359,6 +362,7 @@ def _end(
                     context.execution_id, status)
         return ExecutionStatus.ABANDONED.value
     log.info("execution %s %s", context.execution_id, status)
+    announce_execution_end(context.execution_id, context.task_type, status)
     return status.value
 
 
@@ -371,6 +375,9 @@ def _fail(repository: TaskRepository, context: TaskContext, error: str, job: Job
     log.error("execution %s failed:\n%s", context.execution_id, error)
     if retry is not None:
         _enqueue_retry(job.connection if job else None, retry)
+    # After the retry is on its way: a slow webhook must not delay it.
+    announce_execution_end(context.execution_id, context.task_type, ExecutionStatus.FAILED,
+                           error, retry.id if retry is not None else None)
     return ExecutionStatus.FAILED.value
 
 
@@ -442,6 +449,9 @@ def reconcile(
             if abandonment.retry is not None:
                 report.retried.append(abandonment.retry.id)
                 _enqueue_retry(connection, abandonment.retry)
+            announce_execution_end(execution.id, execution.task_type, execution.status,
+                                   execution.error,
+                                   abandonment.retry.id if abandonment.retry else None)
         grace = heartbeat_timeout if queued_grace is None else queued_grace
         for execution in repository.find_queued(older_than=grace):
             if not _job_is_lost(connection, execution.rq_job_id):
