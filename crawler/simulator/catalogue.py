@@ -137,7 +137,8 @@ class Title:
         return self.status == WebtoonStatus.ONGOING and self.last_date == today
 
     def paid_previews(self) -> int:
-        return self.preview if self.status == WebtoonStatus.ONGOING else 0
+        # A title with fewer episodes than its preview window has them all in preview.
+        return min(self.preview, len(self.episodes)) if self.status == WebtoonStatus.ONGOING else 0
 
     def pricing(self, index: int) -> PricingType:
         """The price of the episode at ``index`` (0-based, release order) today."""

@@ -158,3 +158,18 @@ def test_bad_arguments_are_refused(kwargs: dict[str, int]) -> None:
 def test_advance_refuses_going_back() -> None:
     with pytest.raises(ValueError):
         Catalogue().advance(-1)
+
+
+def test_titles_shorter_than_their_preview_window_serve_every_episode():
+    # Seed 13 has an ongoing Naver title with one episode and a 3-episode preview window.
+    from crawler.simulator import naver
+
+    catalogue = Catalogue(seed=13, titles=120, episodes=3)
+    short = [t for t in catalogue.titles_of("NAVER")
+             if t.status.value == "ONGOING" and len(t.episodes) < t.preview]
+    assert short, "the scenario needs a title shorter than its preview window"
+    for title in short:
+        status, payload = naver.article_list(catalogue, "http://sim", title.external_id, 1, "ASC")
+        assert status == 200
+        served = payload["articleList"] + payload["chargeFolderArticleList"]
+        assert sorted(int(a["no"]) for a in served) == [e.no for e in title.episodes]
