@@ -44,6 +44,9 @@ DOWNLOAD_TIMEOUT = 30
 RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 COOKIES_ENABLED = False
+# A platform page yields at most a few dozen items; Scrapy's default of 100 item
+# workers per response only adds tasks (measured: ~10% less crawler CPU with pipelines on).
+CONCURRENT_ITEMS = 25
 TELNETCONSOLE_ENABLED = False
 LOG_LEVEL = _config.log_level
 
