@@ -71,7 +71,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from crawler.demo import run_demo
 
     return run_demo(titles=args.titles, episodes=args.episodes, seed=args.seed,
-                    nodes=args.nodes, fresh=args.fresh)
+                    nodes=args.nodes, fresh=not args.keep_stores)
 
 
 def _moment(text: str, timezone: str) -> datetime:
@@ -228,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=12, help="episodes per title")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--nodes", type=int, default=2, help="spider processes per platform")
-    p.add_argument("--fresh", action="store_true", help="empty the dev stores first")
+    p.add_argument("--keep-stores", action="store_true",
+                   help="keep what the dev stores hold (by default the demo empties them "
+                        "first, so its counts compare with this simulator alone)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("worker", help="run a task worker (RQ) until stopped")
