@@ -33,7 +33,7 @@ from shared.config import load_config  # noqa: E402
 from shared.schema.migrate import migrate  # noqa: E402
 from shared.stores.mariadb import drop_database  # noqa: E402
 from shared.stores.mongo import mongo_database  # noqa: E402
-from shared.stores.s3 import ensure_bucket, s3_client  # noqa: E402
+from shared.stores.s3 import ensure_bucket, s3_client_from_config  # noqa: E402
 
 SPIDERS = ("naver", "kakao", "kakaopage")
 # Store servers sharing this machine's cores in dev/test (in production they run elsewhere).
@@ -136,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = ROOT / ".run" / "bench" / name
     workdir.mkdir(parents=True, exist_ok=True)
     migrate(mariadb_url)
-    client = s3_client(config.aws_endpoint_url, config.aws_access_key_id,
-                       config.aws_secret_access_key, config.aws_region)
+    client = s3_client_from_config(config)
     ensure_bucket(client, bucket, config.aws_region)
 
     sim, url = start_simulator(args.titles, args.episodes, args.seed)

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from crawler.launcher import REPO_ROOT, CrawlRequest, start_nodes, wait_all
 from shared.config import Config, load_config
 from shared.domain import Platform
-from shared.stores.s3 import ensure_bucket, parse_s3_url, s3_client
+from shared.stores.s3 import ensure_bucket, parse_s3_url, s3_client_from_config
 
 SPIDER_PLATFORM = {"naver": Platform.NAVER, "kakao": Platform.KAKAO,
                    "kakaopage": Platform.KAKAOPAGE}
@@ -116,8 +116,7 @@ def _first(row: Any) -> int:
 
 
 def _s3(config: Config) -> Any:
-    return s3_client(config.aws_endpoint_url, config.aws_access_key_id,
-                     config.aws_secret_access_key, config.aws_region)
+    return s3_client_from_config(config)
 
 
 def ensure_images_bucket(config: Config) -> None:

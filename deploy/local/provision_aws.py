@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 
 from shared.config import Config, load_config
-from shared.stores.s3 import ensure_bucket, parse_s3_url, s3_client
-from shared.stores.sqs import ensure_queue, is_queue_url, sqs_client
+from shared.stores.s3 import ensure_bucket, parse_s3_url, s3_client_from_config
+from shared.stores.sqs import ensure_queue, is_queue_url, sqs_client_from_config
 
 _QUEUE_SETTINGS = ("sqs_create_request_queue", "sqs_update_request_queue",
                    "sqs_create_complete_queue", "sqs_update_complete_queue",
@@ -22,8 +22,7 @@ def main() -> int:
         config = load_config(profile=profile)
         if not (config.aws_endpoint_url and config.images_store.startswith("s3://")):
             continue
-        client = s3_client(config.aws_endpoint_url, config.aws_access_key_id,
-                           config.aws_secret_access_key, config.aws_region)
+        client = s3_client_from_config(config)
         bucket = parse_s3_url(config.images_store)[0]
         if ensure_bucket(client, bucket, config.aws_region):
             print(f"[services] s3: created bucket {bucket}")
@@ -34,8 +33,7 @@ def main() -> int:
 def provision_queues(config: Config) -> list[str]:
     """The five queues of the messages (created even with SQS off, so turning it on in
     dev needs no other step); returns the names created or found."""
-    sqs = sqs_client(config.aws_endpoint_url, config.aws_access_key_id,
-                     config.aws_secret_access_key, config.aws_region)
+    sqs = sqs_client_from_config(config)
     names = [config[name] for name in _QUEUE_SETTINGS if not is_queue_url(config[name])]
     for name in names:
         ensure_queue(sqs, name)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
+
+from shared.stores.aws import aws_client, aws_client_from_config
 
 
 def s3_client(
@@ -20,13 +21,12 @@ def s3_client(
     region: str | None = None,
 ) -> Any:
     """A boto3 S3 client; empty values mean boto3's own defaults (real AWS)."""
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url or None,
-        aws_access_key_id=access_key or None,
-        aws_secret_access_key=secret_key or None,
-        region_name=region or None,
-    )
+    return aws_client("s3", endpoint_url, access_key, secret_key, region)
+
+
+def s3_client_from_config(config: Mapping[str, Any]) -> Any:
+    """A client from ``shared.config``."""
+    return aws_client_from_config("s3", config)
 
 
 def s3_client_from_settings(settings: Mapping[str, Any]) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import boto3
+from shared.stores.aws import aws_client, aws_client_from_config
 
 # SQS refuses bodies above 256 KiB (body plus attributes).
 MAX_MESSAGE_BYTES = 262_144
@@ -22,23 +22,12 @@ def sqs_client(
     region: str | None = None,
 ) -> Any:
     """A boto3 SQS client; empty values mean boto3's own defaults (real AWS)."""
-    return boto3.client(
-        "sqs",
-        endpoint_url=endpoint_url or None,
-        aws_access_key_id=access_key or None,
-        aws_secret_access_key=secret_key or None,
-        region_name=region or None,
-    )
+    return aws_client("sqs", endpoint_url, access_key, secret_key, region)
 
 
 def sqs_client_from_config(config: Mapping[str, Any]) -> Any:
-    """A client from ``shared.config`` (``aws_endpoint_url``, keys, ``aws_region``)."""
-    return sqs_client(
-        endpoint_url=config["aws_endpoint_url"],
-        access_key=config["aws_access_key_id"],
-        secret_key=config["aws_secret_access_key"],
-        region=config["aws_region"],
-    )
+    """A client from ``shared.config``."""
+    return aws_client_from_config("sqs", config)
 
 
 def is_queue_url(name_or_url: str) -> bool:

@@ -14,7 +14,7 @@ from crawler.launcher import CrawlNode, CrawlRequest, start_nodes, wait_all
 from crawler.pipelines.raw_store import parse_episode_field
 from shared.stores.mariadb import connect
 from shared.stores.mongo import mongo_database
-from shared.stores.s3 import s3_client
+from shared.stores.s3 import s3_client_from_config
 from tests.conftest import TEST_CONFIG
 
 PLATFORM_OF = {"naver": "NAVER", "kakao": "KAKAO", "kakaopage": "KAKAOPAGE"}
@@ -119,8 +119,7 @@ class CrawlHarness:
         return Counter((r[0], int(r[1]), int(r[2])) for r in rows)
 
     def s3_keys(self) -> set[str]:
-        client = s3_client(TEST_CONFIG.aws_endpoint_url, TEST_CONFIG.aws_access_key_id,
-                           TEST_CONFIG.aws_secret_access_key, TEST_CONFIG.aws_region)
+        client = s3_client_from_config(TEST_CONFIG)
         keys: set[str] = set()
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
             keys.update(o["Key"] for o in page.get("Contents", []))

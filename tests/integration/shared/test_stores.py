@@ -6,15 +6,14 @@ from shared.config import load_config
 from shared.stores.mariadb import connect
 from shared.stores.mongo import mongo_database
 from shared.stores.redis import redis_client
-from shared.stores.s3 import ensure_bucket, s3_client
+from shared.stores.s3 import ensure_bucket, s3_client_from_config
 
 pytestmark = pytest.mark.integration
 CONFIG = load_config(profile="test", environ={})
 
 
 def test_ensure_bucket_is_idempotent(unique_name):
-    client = s3_client(CONFIG.aws_endpoint_url, CONFIG.aws_access_key_id,
-                       CONFIG.aws_secret_access_key, CONFIG.aws_region)
+    client = s3_client_from_config(CONFIG)
     bucket = f"toonpick-{unique_name}-b"
     assert ensure_bucket(client, bucket, CONFIG.aws_region) is True
     assert ensure_bucket(client, bucket, CONFIG.aws_region) is False

@@ -12,7 +12,7 @@ import pytest
 from rq import Queue, SimpleWorker
 
 from shared.stores.redis import redis_client
-from shared.stores.sqs import ensure_queue, sqs_client
+from shared.stores.sqs import ensure_queue, sqs_client_from_config
 from shared.tasks import alerts, runner
 from shared.tasks.alerts import AlertSettings
 from shared.tasks.messages import (
@@ -100,8 +100,7 @@ def stores(mariadb_url, redis_url, unique_name, monkeypatch):
     monkeypatch.setenv("TOONPICK_PROFILE", "test")
     monkeypatch.setenv("REDIS_URL", redis_url)
     alerts.configure_alerts(AlertSettings())  # no webhook: these tests are about messages
-    sqs = sqs_client(TEST_CONFIG.aws_endpoint_url, TEST_CONFIG.aws_access_key_id,
-                     TEST_CONFIG.aws_secret_access_key, TEST_CONFIG.aws_region)
+    sqs = sqs_client_from_config(TEST_CONFIG)
     queues = Queues(sqs, unique_name)
     connection = redis_client(redis_url)
     yield mariadb_url, redis_url, queues, connection
