@@ -56,7 +56,7 @@ from shared.domain import Platform
 from shared.stores.mariadb import connect
 from shared.stores.sqs import MAX_MESSAGE_BYTES, queue_url, sqs_client_from_config
 from shared.tasks.repository import AlreadyCompleted, AlreadyRunning
-from shared.tasks.runner import enqueue_task
+from shared.tasks.runner import enqueue_task, reconcile_at_startup
 from shared.tasks.types import (
     ExecutionStatus,
     InvalidParams,
@@ -689,6 +689,7 @@ def main() -> int:
         log.error("REDIS_URL is empty: requests cannot become task executions")
         return 2
     import_task_modules(parse_module_list(config.task_modules))
+    reconcile_at_startup(config)
     consumer = MessageConsumer.from_config(config)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -425,6 +425,16 @@ class ReconcileReport:
         return bool(self.abandoned or self.stopped or self.retried or self.requeued)
 
 
+def reconcile_at_startup(config: Mapping[str, Any]) -> ReconcileReport:
+    """What every task process (worker, scheduler, message consumer) does first: settle
+    executions left STARTED by workers that died while no process was watching."""
+    report = reconcile(config["mariadb_url"], config["redis_url"],
+                       config["task_heartbeat_timeout"])
+    if report:
+        log.warning("start-up reconciliation: %s", report)
+    return report
+
+
 def reconcile(
     mariadb_url: str,
     redis_url: str | redis.Redis,

@@ -24,7 +24,7 @@ from typing import Any
 
 from shared.config import Config, load_config
 from shared.tasks.repository import AlreadyCompleted, AlreadyRunning
-from shared.tasks.runner import enqueue_task
+from shared.tasks.runner import enqueue_task, reconcile_at_startup
 from shared.tasks.schedules import Schedule, SchedulerLoop, SlotOutcome, schedules_from_setting
 from shared.tasks.types import (
     Trigger,
@@ -98,6 +98,7 @@ def run_scheduler(config: Config | None = None) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     with build_loop(config) as loop:
+        reconcile_at_startup(config)
         for schedule in loop.schedules:
             log.info("schedule %s: %s (%s) %s", schedule.name, schedule.cron,
                      schedule.timezone, schedule.task_type)
