@@ -7,10 +7,12 @@ A crawl task is one crawl run per platform on the crawl cluster
 platform the body computes the start entries here, with the spider built from the
 crawler settings but not run, and pushes them as a new run (``start_run``), which
 becomes the spider's current run, so a plain ``scrapy crawl <platform>`` started
-anywhere joins it. If no spider node has joined after ``node_wait`` seconds (default
-0), the body runs one node itself, a ``scrapy crawl`` subprocess given the run id
-(``crawler.launcher``); should that node die with the run unfinished and no other
-node on it, it runs another (at most ``MAX_NODE_STARTS`` per platform).
+anywhere joins it, and so does a standby node (``crawler.cluster.standby``). If no
+spider node has joined after ``node_wait`` seconds (default 0; at least
+``STANDBY_JOIN_SECONDS`` while standby nodes are alive), the body runs one node
+itself, a ``scrapy crawl`` subprocess given the run id (``crawler.launcher``); should
+that node die with the run unfinished and no other node on it, it runs another (at
+most ``MAX_NODE_STARTS`` per platform).
 
 The body then follows the runs' summed stats in Redis to ``done``, writing progress
 (requests answered against requests known) and counters, and checkpoints
@@ -41,6 +43,7 @@ import redis
 
 from crawler.cluster import runs
 from crawler.cluster.spider import new_run_id
+from crawler.cluster.standby import standby_nodes
 from crawler.launcher import REPO_ROOT, SPIDERS, CrawlNode, CrawlRequest, start_nodes
 from shared.config import load_config
 from shared.domain import CrawlMode, Platform
@@ -66,6 +69,8 @@ STOP_GRACE = 30.0
 # Longer than a node's stats flush interval (crawler.cluster.stats.FLUSH_SECONDS).
 STATS_SETTLE_SECONDS = 1.5
 MAX_NODE_STARTS = 3
+# How long a run waits for a standby node to join before the worker starts its own.
+STANDBY_JOIN_SECONDS = 20.0
 LOG_DIR = REPO_ROOT / ".run" / "logs" / "tasks"
 # Crawls are long and mostly bounded by the platforms' rate: no RQ time limit.
 CRAWL_RETRY = RetryPolicy(max_retries=2, backoff=(60.0, 300.0))
@@ -233,7 +238,11 @@ class CrawlTask:
         if runs.active_nodes(self.server, crawl.spider, crawl.run_id):
             crawl.waiting_since = time.monotonic()
             return
-        if time.monotonic() - crawl.waiting_since < self.node_wait:
+        wait = self.node_wait
+        if standby_nodes(self.server, crawl.spider):
+            # Live standby nodes join a new run within seconds: leave the run to them.
+            wait = max(wait, STANDBY_JOIN_SECONDS)
+        if time.monotonic() - crawl.waiting_since < wait:
             return
         if crawl.node_starts >= MAX_NODE_STARTS:
             raise CrawlTaskError(

@@ -211,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Arguments go to the simulator's own parser (handled in main()); listed here for --help.
     sub.add_parser("simulator", help="run the offline platform simulator", add_help=False)
+    sub.add_parser("spider-node", add_help=False,
+                   help="a standby spider node: crawls every new run of one spider")
 
     p = sub.add_parser("crawl", help="crawl one platform with N spider nodes")
     p.add_argument("spider", help="naver, kakao or kakaopage")
@@ -271,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    if argv and argv[0] == "spider-node":
+        from crawler.cluster.standby import main as standby_main
+
+        return standby_main(argv[1:])
     if argv and argv[0] == "simulator":
         return _cmd_simulator(argv[1:])
     args = parser.parse_args(argv)

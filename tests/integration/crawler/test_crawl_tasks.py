@@ -5,6 +5,7 @@ node that joined it, and a stop that keeps what was stored and a restart that en
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import pytest
 
 import crawler.tasks  # noqa: F401 - registers the crawl task types in this process
 from crawler.cluster import runs
+from crawler.cluster.standby import standby_nodes
 from crawler.launcher import REPO_ROOT
 from shared.stores.redis import redis_client
 from shared.tasks import ExecutionStatus, TaskRepository
@@ -171,3 +173,46 @@ def test_stop_keeps_partial_results_and_a_restart_completes_the_run(
     assert harness.mongo_episodes("NAVER") == episodes
     assert resumed.result["platforms"]["NAVER"]["run_id"] == run_id
     assert harness.run_record("naver", run_id)["status"] == "done"
+
+
+def test_standby_spider_nodes_crawl_the_runs_a_task_pushes(harness, simulator, tmp_path):
+    server, catalogue = simulator(seed=14, titles=12, episodes=2)
+    point_at(harness, server.url)
+    env = {**os.environ, **harness.env}
+    with open(tmp_path / "standby.log", "wb") as log:
+        standby = subprocess.Popen(
+            [sys.executable, "-m", "crawler.cluster.standby", "naver", "--poll", "0.2"],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL)
+    client = redis_client(harness.redis_url)
+    try:
+        deadline = time.monotonic() + 20
+        while not standby_nodes(client, "naver"):
+            assert standby.poll() is None, (tmp_path / "standby.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the standby node never announced itself"
+            time.sleep(0.1)
+        # Two tasks one after the other: the same long-lived standby node crawls both.
+        run_ids = []
+        for today in ("2026-11-02", "2026-11-03"):
+            execution_id = enqueue(harness, "WEBTOON_ALL_CRAWL",
+                                   {"platforms": ["NAVER"], "today": today})
+            log_path = tmp_path / f"worker-{today}.log"
+            finish(start_worker(worker_env(harness), log_path), log_path)
+            done, checkpoint = execution(harness, execution_id)
+            assert done.status is ExecutionStatus.COMPLETED, done.error
+            run_ids.append(checkpoint["runs"]["naver"])
+        assert standby.poll() is None, "a standby node outlives the runs it crawls"
+    finally:
+        standby.terminate()
+        standby.wait(timeout=60)
+        client.close()
+
+    assert not standby_nodes(redis_client(harness.redis_url), "naver")  # announcement gone
+    log_text = (tmp_path / "standby.log").read_text()
+    for run_id in run_ids:
+        joined = re.search(rf"spider node (\d+) joins run {re.escape(run_id)}", log_text)
+        assert joined, log_text[-3000:]
+        # The run's only node was the standby node's spider node: the worker ran none.
+        record = harness.run_record("naver", run_id)
+        assert [int(n["pid"]) for n in record["nodes"]] == [int(joined.group(1))]
+    assert harness.maria_titles("NAVER") == expected_titles(catalogue.expected(), "NAVER")

@@ -40,3 +40,12 @@ def test_worker_and_scheduler_need_redis(capsys, monkeypatch):
     assert "toonpick worker: set REDIS_URL" in capsys.readouterr().err
     assert main(["scheduler", "--once"]) == 2
     assert "toonpick scheduler: set REDIS_URL" in capsys.readouterr().err
+
+
+def test_spider_node_refuses_an_unknown_spider(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["spider-node", "lezhin"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'lezhin'" in capsys.readouterr().err
