@@ -36,8 +36,9 @@ from __future__ import annotations
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import redis
 
@@ -386,6 +387,21 @@ def _end_node(node: CrawlNode, grace: float) -> None:
             continue
 
 
+def slot_day(slot: str | None) -> str | None:
+    """A scheduled slot's date on the platforms' calendar: a slot run late, past midnight,
+    still judges the titles due on its own day. TOONPICK_CRAWL_TODAY, when set, wins."""
+    config = load_config()
+    if not slot or config.crawl_today:
+        return None
+    try:
+        moment = datetime.fromisoformat(slot)
+    except ValueError:
+        raise InvalidParams(f"slot {slot!r} is not an ISO date-time") from None
+    if moment.tzinfo is None:
+        raise InvalidParams(f"slot {slot!r} has no UTC offset")
+    return moment.astimezone(ZoneInfo(config.timezone)).date().isoformat()
+
+
 def crawl(ctx: TaskContext, mode: CrawlMode, platforms: Any = None, today: Any = None,
           node_wait: Any = 0.0) -> dict[str, Any]:
     spiders = spiders_for(platforms)
@@ -425,7 +441,7 @@ def webtoon_episode_update(ctx: TaskContext, platforms: list[str] | None = None,
                            slot: str | None = None, request_id: str | None = None,
                            node_wait: float = 0.0) -> dict[str, Any]:
     """New episodes of the titles due for an update ``today`` (default: today)."""
-    return crawl(ctx, CrawlMode.EPISODES, platforms, today, node_wait)
+    return crawl(ctx, CrawlMode.EPISODES, platforms, today or slot_day(slot), node_wait)
 
 
 for _type, _body in (

@@ -35,3 +35,4 @@ def test_several_nodes_need_redis():
         start_nodes(CrawlRequest("naver"), nodes=2, env={"REDIS_URL": ""})
     with pytest.raises(LaunchError, match="at least 1"):
         start_nodes(CrawlRequest("naver"), nodes=0)
+
