@@ -89,6 +89,13 @@ class CatalogueWriter:
         self.conn = conn
         self.images_store = images_store
         self._platform_ids: dict[str, int] = {}
+        # Other nodes insert the same genres, tags, authors, seasons and episodes at the
+        # same time. Under InnoDB's default REPEATABLE READ, the SELECT after an
+        # INSERT IGNORE that hit another node's fresh row still reads this transaction's
+        # older snapshot and misses it (seen as a KeyError and a lost title in a two-node
+        # crawl). READ COMMITTED makes every statement read the latest committed rows.
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
     def write_webtoons(self, items: Sequence[WebtoonItem]) -> list[Outcome]:
         return self.write(items)
@@ -435,8 +442,11 @@ class CatalogueWriter:
             if current != target:
                 row["links"][platform_id] = target
                 wanted_links[(key, platform_id)] = target
-                if status == "unchanged":
-                    status = "linked" if current is None else "updated"
+                if current is None and status != "inserted":
+                    # New on this platform, whatever else changed: counted as new there.
+                    status = "linked"
+                elif status == "unchanged":
+                    status = "updated"
             if status != "unchanged":
                 touched_links.add((platform_id, wid))
             outcomes.append(Stored(f"episode/{status}"))

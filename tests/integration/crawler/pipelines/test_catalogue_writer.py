@@ -175,3 +175,24 @@ def test_a_failed_download_keeps_the_stored_thumbnail_path(mariadb_url, writer):
     assert statuses(writer.write([webtoon(images=[])])) == ["webtoon/unchanged"]
     path = query(mariadb_url, "SELECT thumbnail_path FROM webtoon")[0]["thumbnail_path"]
     assert path == "s3://thumbs/prefix/webtoons/NAVER/100/thumbnail.jpg"
+
+
+def test_names_another_node_inserted_after_this_transaction_began_are_found(mariadb_url):
+    # Node A's transaction has already read (its snapshot is taken) when node B stores a
+    # title with a new tag and commits; A then stores another title with the same tag.
+    conn_a, conn_b = connect(mariadb_url), connect(mariadb_url)
+    node_a, node_b = CatalogueWriter(conn_a), CatalogueWriter(conn_b)
+    with conn_a.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM tag")
+    node_b.write([webtoon(external_id="1", title="첫째 웹툰", tags=["새로운태그"],
+                          genres=["새장르"])])
+    outcomes = node_a.write([webtoon(external_id="2", title="둘째 웹툰", tags=["새로운태그"],
+                                     genres=["새장르"])])
+    assert outcomes == [Stored("webtoon/inserted")]
+    with conn_a.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM tag WHERE name = '새로운태그'")
+        assert cur.fetchone()[0] == 1
+        cur.execute("SELECT COUNT(*) FROM webtoon_tag")
+        assert cur.fetchone()[0] == 2
+    conn_a.close()
+    conn_b.close()
