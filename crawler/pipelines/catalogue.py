@@ -21,6 +21,7 @@ episode_no) with one link per platform; each batch refreshes
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
@@ -54,6 +55,13 @@ def _to_date(value: Any) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
+
+
+log = logging.getLogger(__name__)
+
+# MariaDB's "duplicate entry" error, and how often a batch is written again after one.
+_ER_DUP_ENTRY = 1062
+_DUPLICATE_RETRIES = 3
 
 
 def _day_set(value: Any) -> frozenset[str]:
@@ -104,7 +112,22 @@ class CatalogueWriter:
         return self.write(items)
 
     def write(self, items: Sequence[Any]) -> list[Outcome]:
-        """Titles first, then episodes (so a batch holding both resolves its own episodes)."""
+        """Titles first, then episodes (so a batch holding both resolves its own episodes).
+
+        Another node may insert the same new webtoon (a title on two platforms) between
+        this transaction's look-up and its insert: the unique key refuses the second
+        row, and the batch is written again, finding the other node's row this time.
+        """
+        for attempt in range(1, _DUPLICATE_RETRIES + 1):
+            try:
+                return self._write_once(items)
+            except pymysql.err.IntegrityError as exc:
+                if exc.args[0] != _ER_DUP_ENTRY or attempt == _DUPLICATE_RETRIES:
+                    raise
+                log.info("catalogue: %s; writing the batch again", exc.args[1])
+        raise AssertionError("unreachable")
+
+    def _write_once(self, items: Sequence[Any]) -> list[Outcome]:
         for item in items:
             if not isinstance(item, WebtoonItem | EpisodeItem):
                 raise TypeError(f"the catalogue takes WebtoonItem/EpisodeItem, got {type(item)}")

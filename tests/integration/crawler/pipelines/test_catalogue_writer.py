@@ -196,3 +196,30 @@ def test_names_another_node_inserted_after_this_transaction_began_are_found(mari
         assert cur.fetchone()[0] == 2
     conn_a.close()
     conn_b.close()
+
+
+def test_a_webtoon_another_node_creates_meanwhile_is_linked_not_lost(mariadb_url):
+    conn_a, conn_b = connect(mariadb_url), connect(mariadb_url)
+    node_b = CatalogueWriter(conn_b)
+
+    class RacedWriter(CatalogueWriter):
+        raced = False
+
+        def _ids_by_name(self, cur, table, column, names):
+            found = super()._ids_by_name(cur, table, column, names)
+            if table == "webtoon" and not self.raced:
+                # Right after this node looked the title up and missed it, the other
+                # node stores the same webtoon from another platform and commits.
+                self.raced = True
+                assert node_b.write([webtoon(platform="KAKAO", external_id="k1")]) == [
+                    Stored("webtoon/inserted")]
+            return found
+
+    outcomes = RacedWriter(conn_a).write([webtoon(platform="NAVER", external_id="n1")])
+
+    assert outcomes == [Stored("webtoon/linked")]
+    counts = catalogue_counts(mariadb_url)
+    assert counts["webtoons"] == 1
+    assert counts["platform_links"] == {"NAVER": 1, "KAKAO": 1}
+    conn_a.close()
+    conn_b.close()
