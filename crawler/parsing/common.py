@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 from crawler.items import EpisodeItem, WebtoonItem
 
@@ -257,3 +258,18 @@ __all__ = [
     "TitleRef",
     "WebtoonItem",
 ]
+
+
+def id_from_argument(value: str, id_in_url: Callable[[SplitResult], str | None],
+                     what: str, id_name: str, example_url: str) -> str:
+    """A platform id from a spider argument: the id itself, or an http(s) URL holding it
+    (``id_in_url`` finds it in the split URL, or returns None)."""
+    candidate = (value or "").strip()
+    if re.fullmatch(r"\d+", candidate):
+        return candidate
+    parts = urlsplit(candidate)
+    found = id_in_url(parts) if parts.scheme in ("http", "https") else None
+    if found and re.fullmatch(r"\d+", found):
+        return found
+    raise ValueError(
+        f"{what} {value!r}: expected a numeric {id_name} or a URL like {example_url}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import SplitResult, quote, urlencode
 
 from crawler.parsing.common import (
     EpisodeItem,
@@ -23,6 +23,7 @@ from crawler.parsing.common import (
     author,
     entry_drop,
     flag,
+    id_from_argument,
     identifier,
     integer,
     iso_date,
@@ -95,17 +96,12 @@ def viewer_url(episode_id: str | int, seo_id: str = "", web: str = WEB_URL) -> s
 
 def content_id_from_argument(value: str) -> str:
     """A content id from ``2507`` or ``https://webtoon.kakao.com/content/{seoId}/{id}``."""
-    candidate = (value or "").strip()
-    if re.fullmatch(r"\d+", candidate):
-        return candidate
-    parts = urlsplit(candidate)
-    match = re.fullmatch(r"/content/[^/]+/(\d+)/?", parts.path)
-    if parts.scheme in ("http", "https") and match:
-        return match.group(1)
-    raise ValueError(
-        f"kakao title {value!r}: expected a numeric content id or a URL like "
-        "https://webtoon.kakao.com/content/내일도-출근/2507"
-    )
+    def in_url(url: SplitResult) -> str | None:
+        match = re.fullmatch(r"/content/[^/]+/(\d+)/?", url.path)
+        return match.group(1) if match else None
+
+    return id_from_argument(value, in_url, "kakao title", "content id",
+                            "https://webtoon.kakao.com/content/내일도-출근/2507")
 
 
 def parse_timetable(

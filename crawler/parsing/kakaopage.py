@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult
 
 from crawler.parsing.common import (
     EpisodeItem,
@@ -26,6 +26,7 @@ from crawler.parsing.common import (
     dotted_date,
     entry_drop,
     flag,
+    id_from_argument,
     identifier,
     iso_date,
     load_json,
@@ -145,17 +146,12 @@ def viewer_url(base: str, series_id: str | int, product_id: str | int) -> str:
 
 def series_id_from_argument(value: str) -> str:
     """A series id from ``50000123`` or ``https://page.kakao.com/content/50000123``."""
-    candidate = (value or "").strip()
-    if re.fullmatch(r"\d+", candidate):
-        return candidate
-    parts = urlsplit(candidate)
-    match = re.match(r"/content/(\d+)(/|$)", parts.path)
-    if parts.scheme in ("http", "https") and match:
-        return match.group(1)
-    raise ValueError(
-        f"kakaopage title {value!r}: expected a numeric series id or a URL like "
-        "https://page.kakao.com/content/50000123"
-    )
+    def in_url(url: SplitResult) -> str | None:
+        match = re.match(r"/content/(\d+)(/|$)", url.path)
+        return match.group(1) if match else None
+
+    return id_from_argument(value, in_url, "kakaopage title", "series id",
+                            "https://page.kakao.com/content/50000123")
 
 
 def _operation_data(payload: bytes | str | dict[str, Any], operation: str) -> dict[str, Any]:

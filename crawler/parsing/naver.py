@@ -8,9 +8,8 @@ weekday/dailyPlus/finished lists name titles; the title info gives a
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode
 
 from crawler.parsing.common import (
     EpisodeItem,
@@ -24,6 +23,7 @@ from crawler.parsing.common import (
     dotted_date,
     entry_drop,
     flag,
+    id_from_argument,
     identifier,
     integer,
     load_json,
@@ -97,17 +97,9 @@ def viewer_url(base: str, title_id: str | int, no: int) -> str:
 
 def title_id_from_argument(value: str) -> str:
     """A title id from ``183559`` or a title/viewer URL carrying ``titleId=``."""
-    candidate = (value or "").strip()
-    if re.fullmatch(r"\d+", candidate):
-        return candidate
-    parts = urlsplit(candidate)
-    ids = parse_qs(parts.query).get("titleId", [])
-    if parts.scheme in ("http", "https") and ids and re.fullmatch(r"\d+", ids[0]):
-        return ids[0]
-    raise ValueError(
-        f"naver title {value!r}: expected a numeric title id or a URL like "
-        "https://comic.naver.com/webtoon/list?titleId=183559"
-    )
+    return id_from_argument(
+        value, lambda url: next(iter(parse_qs(url.query).get("titleId", [])), None),
+        "naver title", "title id", "https://comic.naver.com/webtoon/list?titleId=183559")
 
 
 def _title_refs(entries: list[Any], day: str | None, page: TitleListPage) -> None:
