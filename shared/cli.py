@@ -1,6 +1,7 @@
 """``toonpick``: the worker's command line.
 
-    toonpick demo [--titles N ...]     services must answer; simulator + crawl + summary
+    toonpick demo [--titles N ...]     services must answer; simulator + crawl + summary,
+                                       then seeded members, training, recommendations
     toonpick crawl naver --mode all    run spider node(s) and wait for the run
     toonpick db migrate                apply MariaDB migrations
     toonpick simulator --port 8800     the offline platform simulator
@@ -8,6 +9,7 @@
     toonpick worker [--queue Q] [--burst]          a task worker (RQ), reconciling at start-up
     toonpick scheduler [--once [--now ISO] [--since ISO]]  enqueue schedule slots
     toonpick task run TYPE --params JSON [--force] | show ID | list | stop ID
+    toonpick recommender seed | train | update | versions | show ID | evaluate FILE ...
 
 Subcommands import their packages lazily so ``toonpick config`` works in any
 process kind's environment.
@@ -68,10 +70,19 @@ def _cmd_crawl(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from crawler.demo import run_demo
+    from crawler.demo import LOCAL_REDIS, run_demo
+    from crawler.launcher import REPO_ROOT
+    from shared.config import load_config
 
-    return run_demo(titles=args.titles, episodes=args.episodes, seed=args.seed,
+    code = run_demo(titles=args.titles, episodes=args.episodes, seed=args.seed,
                     nodes=args.nodes, fresh=not args.keep_stores)
+    if args.members <= 0:
+        return code
+    from recommender.demo import run_recommender_demo
+
+    ok = run_recommender_demo(load_config().redis_url or LOCAL_REDIS, REPO_ROOT / ".run" / "logs",
+                              members=args.members, seed=args.seed, fresh=not args.keep_stores)
+    return code if ok else 1
 
 
 def _moment(text: str, timezone: str) -> datetime:
@@ -230,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=12, help="episodes per title")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--nodes", type=int, default=2, help="spider processes per platform")
+    p.add_argument("--members", type=int, default=2000,
+                   help="seeded members for the recommender part (0: crawl only)")
     p.add_argument("--keep-stores", action="store_true",
                    help="keep what the dev stores hold (by default the demo empties them "
                         "first, so its counts compare with this simulator alone)")
@@ -267,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", help="only this status")
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(func=_cmd_task)
+
+    from recommender.cli import add_parser as add_recommender_parser
+
+    add_recommender_parser(sub)
     return parser
 
 

@@ -103,7 +103,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Cluster mode: how long an idle node waits for work before the run is "
             "checked for done.", kind=float),
     # Task execution (shared/tasks/).
-    Setting("task_modules", "TOONPICK_TASK_MODULES", "crawler.tasks",
+    Setting("task_modules", "TOONPICK_TASK_MODULES", "crawler.tasks,recommender.tasks",
             "Comma-separated modules whose import registers task bodies (workers and "
             "schedulers import them)."),
     Setting("task_heartbeat_interval", "TOONPICK_TASK_HEARTBEAT_INTERVAL", "5",
@@ -160,6 +160,21 @@ SETTINGS: tuple[Setting, ...] = (
             "Slack-compatible webhook getting job alerts; empty: no alerts."),
     Setting("alert_on_success", "TOONPICK_ALERT_ON_SUCCESS", "false",
             "Also alert when a job completes (failures always alert).", kind=bool),
+    # Recommender (recommender/).
+    Setting("recommender_models_store", "TOONPICK_RECOMMENDER_MODELS_STORE", None,
+            "Where trained model versions go: s3://bucket/prefix/.",
+            profiles={"dev": "s3://toonpick-models/recommender/",
+                      "test": "s3://toonpick-test-models/recommender/"}),
+    Setting("recommender_top_n", "TOONPICK_RECOMMENDER_TOP_N", "20",
+            "Recommendations kept per member (MariaDB and the Redis cache).", kind=int),
+    Setting("recommender_cache_ttl", "TOONPICK_RECOMMENDER_CACHE_TTL", "86400",
+            "Seconds a member's cached recommendations live in Redis.", kind=int),
+    Setting("recommender_weights", "TOONPICK_RECOMMENDER_WEIGHTS", "",
+            "JSON object overriding the confidence weight of each activity signal "
+            "(recommender/activity.py); empty: the documented defaults."),
+    Setting("recommender_params", "TOONPICK_RECOMMENDER_PARAMS", "",
+            "JSON object overriding the training parameters (factors, iterations, "
+            "regularization, ...; recommender/training.py); empty: the defaults."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
