@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from crawler.launcher import CrawlRequest, start_nodes, wait_all  # noqa: E402
 from shared.config import load_config  # noqa: E402
 from shared.schema.migrate import migrate  # noqa: E402
-from shared.stores.mariadb import drop_database  # noqa: E402
+from shared.stores.mariadb import drop_database, with_database  # noqa: E402
 from shared.stores.mongo import mongo_database  # noqa: E402
 from shared.stores.s3 import ensure_bucket, s3_client_from_config  # noqa: E402
 
@@ -129,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = load_config(profile="test")
     name = "toonpick_bench_" + uuid.uuid4().hex[:8]
-    base = config.mariadb_url.rsplit("/", 1)[0]
-    mariadb_url = f"{base}/{name}"
+    mariadb_url = with_database(config.mariadb_url, name)
     mongo_url = config.mongo_url.replace("/toonpick_test?", f"/{name}?")
     bucket = name.replace("_", "-")
     workdir = ROOT / ".run" / "bench" / name

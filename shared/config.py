@@ -48,9 +48,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("timezone", "TOONPICK_TIMEZONE", "Asia/Seoul",
             "Time zone of the platforms' calendar (publish days, schedules)."),
     # Stores: one URL each.
-    Setting("mariadb_url", "TOONPICK_MARIADB_URL", _LOCAL_MARIADB + "toonpick",
+    Setting("mariadb_url", "TOONPICK_MARIADB_URL", _LOCAL_MARIADB + "toonpick?ssl=disabled",
             "MariaDB catalogue, members' activity, recommendations, tasks.",
-            profiles={"test": _LOCAL_MARIADB + "toonpick_test", "prod": None}),
+            profiles={"test": _LOCAL_MARIADB + "toonpick_test?ssl=disabled", "prod": None}),
     Setting("mongo_url", "TOONPICK_MONGO_URL", _LOCAL_MONGO + "toonpick?retryWrites=false",
             "MongoDB raw documents. SecantusDB in dev/test needs retryWrites=false.",
             profiles={"test": _LOCAL_MONGO + "toonpick_test?retryWrites=false", "prod": None}),

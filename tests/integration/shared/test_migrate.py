@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from shared.schema.migrate import MIGRATIONS_DIR, MigrationError, discover, migrate
-from shared.stores.mariadb import connect, drop_database
+from shared.stores.mariadb import connect, drop_database, parse_url, with_database
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def tables(url):
 
 @pytest.fixture
 def fresh_url(mariadb_url):
-    url = mariadb_url.rsplit("/", 1)[0] + "/" + mariadb_url.rsplit("/", 1)[1] + "_m"
+    url = with_database(mariadb_url, parse_url(mariadb_url).database + "_m")
     yield url
     drop_database(url)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from shared.config import load_config
-from shared.stores.mariadb import connect
+from shared.stores.mariadb import connect, parse_url
 from shared.stores.mongo import mongo_database
 from shared.stores.redis import redis_client
 from shared.stores.s3 import ensure_bucket, s3_client_from_config
@@ -35,7 +35,7 @@ def test_mariadb_connection_is_utf8mb4(mariadb_url):
         cur.execute("SELECT @@character_set_connection, DATABASE()")
         charset, database = cur.fetchone()
     conn.close()
-    assert charset == "utf8mb4" and database == mariadb_url.rsplit("/", 1)[1]
+    assert charset == "utf8mb4" and database == parse_url(mariadb_url).database
 
 
 def test_redis_client(redis_url):

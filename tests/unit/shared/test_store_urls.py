@@ -4,7 +4,7 @@ import pytest
 
 from shared.catalogue import identity_key, normalize_title
 from shared.schema.migrate import discover, split_statements
-from shared.stores.mariadb import MariaDBURLError, parse_url
+from shared.stores.mariadb import MariaDBURLError, parse_url, with_database
 from shared.stores.mongo import MongoURLError, database_name
 from shared.stores.s3 import parse_s3_url
 
@@ -19,6 +19,17 @@ def test_mariadb_url_parts():
 def test_mariadb_url_errors(bad):
     with pytest.raises(MariaDBURLError):
         parse_url(bad)
+
+
+def test_mariadb_url_tls_mode_and_other_database():
+    assert parse_url("mysql://u:p@h/db").ssl == "preferred"
+    url = "mysql://u:p@h:3307/db?ssl=disabled"
+    assert parse_url(url).ssl == "disabled"
+    other = with_database(url, "db_2")
+    assert other == "mysql://u:p@h:3307/db_2?ssl=disabled"
+    assert parse_url(other).database == "db_2" and parse_url(other).ssl == "disabled"
+    with pytest.raises(MariaDBURLError, match="ssl must be one of"):
+        parse_url("mysql://u:p@h/db?ssl=maybe")
 
 
 def test_mongo_database_name():
