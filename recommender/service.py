@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 SIMILAR_N = 10
 SIMILAR_CHUNK = 500
+# How often a serving process asks MariaDB which version serves: a switch or rollback
+# reaches every process within this many seconds.
+SERVING_CHECK_SECONDS = 5.0
 
 
 @dataclass
@@ -65,9 +68,29 @@ class RecommendationService:
         self.top_n = int(config["recommender_top_n"])
         self.weights = confidence_weights(config)
         self._columns: dict[str | None, ActivityMatrix] = {}
+        self._connection: Any = None
+        self._serving: tuple[str, float] | None = None
+
+    def _conn(self) -> Any:
+        """This service's connection, opened once (a connection costs a TCP and a
+        MariaDB handshake: more than the whole fold-in)."""
+        if self._connection is None or not self._connection.open:
+            self._connection = connect(self.mariadb_url)
+        return self._connection
+
+    def serving_bundle(self) -> ModelBundle:
+        now = time.monotonic()
+        if self._serving is None or now - self._serving[1] > SERVING_CHECK_SECONDS:
+            version = self.store.serving_version()
+            if version is None:
+                return self.store.serving_bundle()  # raises ModelNotFound
+            self._serving = (version, now)
+        return self.store.load(self._serving[0])
 
     def close(self) -> None:
         self.cache.close()
+        if self._connection is not None and self._connection.open:
+            self._connection.close()
 
     # -- batch -----------------------------------------------------------------------
 
@@ -75,7 +98,7 @@ class RecommendationService:
                    check_stop: Callable[[], None] | None = None) -> dict[str, Any]:
         report = progress or (lambda percent, message: None)
         stop = check_stop or (lambda: None)
-        bundle = self.store.serving_bundle()
+        bundle = self.serving_bundle()
         report(5, f"loading activity for model {bundle.version}")
         # Columns fixed to the model's webtoons: newer ones cannot be scored by it yet.
         activity = load_activity(self.mariadb_url, self.weights, webtoon_ids=bundle.webtoon_ids)
@@ -183,14 +206,8 @@ class RecommendationService:
     def compute(self, member_id: int, bundle: ModelBundle | None = None,
                 conn: Any = None, model: Any = None) -> tuple[list[int], list[float], str]:
         """A member's list now, from their current history, without a refit."""
-        bundle = bundle or self.store.serving_bundle()
-        own = conn is None
-        conn = conn or connect(self.mariadb_url)
-        try:
-            history = self._history(conn, bundle, member_id)
-        finally:
-            if own:
-                conn.close()
+        bundle = bundle or self.serving_bundle()
+        history = self._history(conn or self._conn(), bundle, member_id)
         model = model or bundle.model
         ids, scores = model.recommend_history(history, n=self.top_n)
         keep = ids[0] >= 0
@@ -200,39 +217,34 @@ class RecommendationService:
 
     def refresh_members(self, member_ids: Sequence[int]) -> dict[int, float]:
         """Recompute, store and cache these members' lists. Returns ms per member."""
-        bundle = self.store.serving_bundle()
+        bundle = self.serving_bundle()
         timings: dict[int, float] = {}
-        conn = connect(self.mariadb_url)
-        try:
-            for member_id in member_ids:
-                started = time.perf_counter()
-                webtoon_ids, scores, source = self.compute(int(member_id), bundle, conn)
-                write_top_n(self.mariadb_url, self.cache,
-                            [(int(member_id), webtoon_ids, scores, source)], bundle.version)
-                timings[int(member_id)] = (time.perf_counter() - started) * 1000
-        finally:
-            conn.close()
+        conn = self._conn()
+        for member_id in member_ids:
+            started = time.perf_counter()
+            webtoon_ids, scores, source = self.compute(int(member_id), bundle, conn)
+            write_top_n(conn, self.cache, [(int(member_id), webtoon_ids, scores, source)],
+                        bundle.version)
+            timings[int(member_id)] = (time.perf_counter() - started) * 1000
         return timings
 
     def serve(self, member_id: int, n: int | None = None) -> Served:
         """One member's list for a request (records A/B exposures when an experiment runs)."""
         n = min(n or self.top_n, self.top_n)
-        conn = connect(self.mariadb_url)
-        try:
-            running = experiments.running_experiments(conn)
-            if running:
-                experiment = running[0]
-                variant = experiments.assign(experiment, member_id)
-                bundle = self.store.serving_bundle()
-                model = variant_model(bundle, variant.algorithm, variant.params)
-                webtoon_ids, scores, source = self.compute(member_id, bundle, conn, model)
-                webtoon_ids, scores = webtoon_ids[:n], scores[:n]
-                experiments.record_exposures(conn, experiment, member_id, webtoon_ids)
-                conn.commit()
-                return Served(member_id, webtoon_ids, scores, source, bundle.version,
-                              experiment.code, variant.name)
-        finally:
-            conn.close()
+        conn = self._conn()
+        running = experiments.running_experiments(conn)
+        conn.commit()
+        if running:
+            experiment = running[0]
+            variant = experiments.assign(experiment, member_id)
+            bundle = self.serving_bundle()
+            model = variant_model(bundle, variant.algorithm, variant.params)
+            webtoon_ids, scores, source = self.compute(member_id, bundle, conn, model)
+            webtoon_ids, scores = webtoon_ids[:n], scores[:n]
+            experiments.record_exposures(conn, experiment, member_id, webtoon_ids)
+            conn.commit()
+            return Served(member_id, webtoon_ids, scores, source, bundle.version,
+                          experiment.code, variant.name)
         cached = self.cache.get(member_id)
         if cached is not None:
             items = cached["items"][:n]

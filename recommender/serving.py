@@ -337,15 +337,17 @@ def cache_value(webtoon_ids: Sequence[int], scores: Sequence[float], source: str
     }
 
 
-def write_top_n(mariadb_url: str, cache: RecommendationCache | None,
+def write_top_n(mariadb: str | Any, cache: RecommendationCache | None,
                 lists: Iterable[tuple[int, Sequence[int], Sequence[float], str]],
                 version: str | None) -> int:
     """Replace members' stored lists: ``(member_id, webtoon_ids, scores, source)``.
 
-    Chunks of ``WRITE_CHUNK`` members, each one transaction; the cache is set after its
-    chunk commits, so the cache never holds a list MariaDB does not.
+    ``mariadb`` is a URL or an open connection (kept open). Chunks of ``WRITE_CHUNK``
+    members, each one transaction; the cache is set after its chunk commits, so the
+    cache never holds a list MariaDB does not.
     """
-    conn = connect(mariadb_url)
+    own = isinstance(mariadb, str)
+    conn = connect(mariadb) if own else mariadb
     written = 0
     try:
         chunk: list[tuple[int, Sequence[int], Sequence[float], str]] = []
@@ -357,7 +359,8 @@ def write_top_n(mariadb_url: str, cache: RecommendationCache | None,
         if chunk:
             written += _write_chunk(conn, cache, chunk, version)
     finally:
-        conn.close()
+        if own:
+            conn.close()
     return written
 
 
