@@ -504,3 +504,34 @@ def item_feature_triples(
     kind_order = {k: n for n, k in enumerate(FEATURE_KINDS)}
     triples.sort(key=lambda t: (t[0], kind_order[t[1]], t[2]))
     return triples
+
+
+def interaction_ages(
+    conn_or_url: Connection | str,
+    activity: ActivityMatrix,
+    now: datetime | None = None,
+) -> sp.csr_matrix:
+    """Days since each (member, webtoon) pair was last touched, aligned to ``activity``.
+
+    "Touched" is the latest of the interaction row's ``updated_at`` (it moves on every
+    like, bookmark, status change or episode read the platform records) and the
+    review's ``updated_at``. Pairs ``activity`` does not hold are left out; a pair
+    touched now is an explicit 0. Feeds the popularity model's trending decay.
+    """
+    now = _utc_naive(now) or datetime.now(UTC).replace(tzinfo=None)
+    with _reading(conn_or_url) as conn:
+        pairs = _stream(
+            conn,
+            "SELECT member_id, webtoon_id, MIN(age) FROM ("
+            " SELECT member_id, webtoon_id, TIMESTAMPDIFF(SECOND, updated_at, %s) AS age"
+            " FROM member_webtoon_interaction"
+            " UNION ALL SELECT member_id, webtoon_id, TIMESTAMPDIFF(SECOND, updated_at, %s)"
+            " FROM webtoon_review) t GROUP BY member_id, webtoon_id",
+            (now, now), 3)
+    rows = activity.member_indices(pairs[:, 0])
+    cols = activity.webtoon_indices(pairs[:, 1])
+    keep = (rows >= 0) & (cols >= 0)
+    ages = np.maximum(pairs[keep, 2], 0).astype(np.float32) / 86400.0
+    matrix = sp.csr_matrix((ages, (rows[keep], cols[keep])), shape=activity.user_items.shape)
+    # Only where the confidence matrix has an entry (a lone 3.0 review carries none).
+    return matrix.multiply(activity.user_items != 0).tocsr()

@@ -9,6 +9,8 @@ metrics and, unless told not to, makes it the serving version.
 Parameters (``TOONPICK_RECOMMENDER_PARAMS`` and task params override ``DEFAULT_PARAMS``):
 ``factors``, ``iterations``, ``regularization``, ``alpha`` (ALS); ``full_weight_at``
 (hybrid: positive interactions at which a member's list is fully collaborative);
+``trending_half_life_days`` (the popularity fallback weighs an interaction by
+``0.5 ** (age / half-life)``: what members read lately; 0 = all-time popularity);
 ``evaluate``, ``test_fraction``,
 ``seed``; ``serve``.
 """
@@ -26,6 +28,7 @@ import numpy as np
 from recommender.activity import (
     ActivityMatrix,
     ConfidenceWeights,
+    interaction_ages,
     item_feature_triples,
     load_activity,
 )
@@ -43,6 +46,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "regularization": 0.01,
     "alpha": 1.0,
     "full_weight_at": 10,
+    "cf_weight": 0.9,
+    "content_weight": 0.5,
+    "trending_half_life_days": 14.0,
     "evaluate": True,
     "test_fraction": 0.2,
     "seed": 42,
@@ -84,6 +90,12 @@ def resolve_params(config: Mapping[str, Any], overrides: Mapping[str, Any] | Non
         if not isinstance(params[name], int) or isinstance(params[name], bool) \
                 or params[name] < 0:
             raise TrainingError(f"{name} must be a non-negative integer, not {params[name]!r}")
+    for name in ("cf_weight", "content_weight", "trending_half_life_days"):
+        if not isinstance(params[name], int | float) or isinstance(params[name], bool) \
+                or params[name] < 0:
+            raise TrainingError(f"{name} must be a number >= 0, not {params[name]!r}")
+    if params["cf_weight"] > 1 or params["content_weight"] > 1:
+        raise TrainingError("cf_weight and content_weight lie in [0, 1]")
     for name in ("regularization", "alpha", "test_fraction"):
         if not isinstance(params[name], int | float) or isinstance(params[name], bool) \
                 or params[name] <= 0:
@@ -107,8 +119,9 @@ def build_model(params: Mapping[str, Any], item_features, feature_names) -> Hybr
         random_state=params["seed"], num_threads=params["num_threads"],
     )
     content = ContentModel(item_features, feature_names)
-    popularity = PopularityModel()
-    return HybridModel(cf, content, popularity, full_weight_at=params["full_weight_at"])
+    popularity = PopularityModel(half_life_days=params["trending_half_life_days"] or None)
+    return HybridModel(cf, content, popularity, full_weight_at=params["full_weight_at"],
+                       cf_weight=params["cf_weight"], content_weight=params["content_weight"])
 
 
 @dataclass
@@ -120,14 +133,14 @@ class TrainingResult:
 
 
 def evaluate(params: Mapping[str, Any], activity: ActivityMatrix, item_features,
-             feature_names) -> dict[str, Any]:
+             feature_names, ages=None) -> dict[str, Any]:
     """Offline metrics of these parameters on a per-member random split."""
     train, test = train_test_split(activity.user_items, params["test_fraction"], params["seed"])
     # What a member held out but dropped or rated low is not a hit to find.
     test = test.multiply(test > 0).tocsr()
     test.eliminate_zeros()
     model = build_model(params, item_features, feature_names)
-    model.fit(train)
+    model.fit(train, None if ages is None else ages.multiply(train != 0).tocsr())
     metrics: dict[str, Any] = {
         "split": {"test_fraction": params["test_fraction"], "seed": params["seed"],
                   "test_members": int((np.diff(test.indptr) > 0).sum())},
@@ -153,6 +166,7 @@ def train_model(config: Mapping[str, Any], params: Mapping[str, Any] | None = No
     conn = connect(config["mariadb_url"])
     try:
         triples = item_feature_triples(conn, activity.webtoon_ids)
+        ages = interaction_ages(conn, activity) if params["trending_half_life_days"] else None
     finally:
         conn.close()
     item_features, feature_names = item_feature_matrix(len(activity.webtoon_ids), triples)
@@ -160,12 +174,12 @@ def train_model(config: Mapping[str, Any], params: Mapping[str, Any] | None = No
     metrics: dict[str, Any] = {}
     if params["evaluate"] and n_interactions:
         report(15, "evaluating on an 80/20 split")
-        metrics = evaluate(params, activity, item_features, feature_names)
+        metrics = evaluate(params, activity, item_features, feature_names, ages)
         stop()
     report(55, "fitting on all activity")
     model = build_model(params, item_features, feature_names)
     started = time.perf_counter()
-    model.fit(activity.user_items)
+    model.fit(activity.user_items, ages)
     fit_seconds = time.perf_counter() - started
     stop()
     report(85, "storing the model version")
