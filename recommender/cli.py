@@ -24,23 +24,34 @@ def _dump(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-def _params(text: str | None, command: str) -> dict[str, Any] | None:
+class CommandError(ValueError):
+    """Bad arguments: printed, exit status 2."""
+
+
+def _params(text: str | None, command: str) -> dict[str, Any]:
     if not text:
         return {}
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"toonpick recommender {command}: --params is not JSON: {exc}") from None
+        raise CommandError(f"--params is not JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise SystemExit(f"toonpick recommender {command}: --params must be a JSON object")
+        raise CommandError("--params must be a JSON object")
     return value
 
 
 def _seed(args: argparse.Namespace, config) -> int:
+    from dataclasses import asdict
+
     from recommender.synthetic import seed_members
 
-    summary = seed_members(config["mariadb_url"], args.members, seed=args.seed)
-    _dump(summary)
+    try:
+        summary = seed_members(config["mariadb_url"], args.members, seed=args.seed)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    view = asdict(summary)
+    view["member_ids"] = len(view["member_ids"])
+    _dump(view)
     return 0
 
 
@@ -62,7 +73,7 @@ def _service(config):
     from recommender.service import RecommendationService
 
     if not config["redis_url"]:
-        raise SystemExit("toonpick recommender: set REDIS_URL (the recommendation cache)")
+        raise CommandError("set REDIS_URL (the recommendation cache)")
     return RecommendationService(config)
 
 
@@ -161,6 +172,9 @@ def _experiment(args: argparse.Namespace, config) -> int:
             experiments.stop_experiment(conn, args.code)
         else:
             _dump(experiments.experiment_results(conn, args.code, window_days=args.window_days))
+    except LookupError as exc:
+        print(f"toonpick recommender experiment {args.exp_command}: {exc}", file=sys.stderr)
+        return 1
     finally:
         conn.close()
     return 0
@@ -198,7 +212,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = rsub.add_parser("evaluate", help="offline metrics of a model on a RecBole .inter file")
     p.add_argument("file")
-    p.add_argument("--algorithm", default="als", help="als or popularity")
+    # content and hybrid need the catalogue's features, which a .inter file lacks.
+    p.add_argument("--algorithm", default="als", choices=("als", "popularity"))
     p.add_argument("--factors", type=int, default=64)
     p.add_argument("--iterations", type=int, default=15)
     p.add_argument("--regularization", type=float, default=0.01)
@@ -227,4 +242,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from shared.config import load_config
 
-    return args.rec_func(args, load_config())
+    try:
+        return args.rec_func(args, load_config())
+    except CommandError as exc:
+        print(f"toonpick recommender {args.rec_command}: {exc}", file=sys.stderr)
+        return 2
