@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import SETTINGS, ConfigError, load_config, markdown_table
+from shared.stores.mariadb import parse_url
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 
@@ -10,7 +11,7 @@ README = Path(__file__).resolve().parents[3] / "README.md"
 def test_dev_is_the_default_profile_and_points_at_local_services():
     config = load_config(environ={})
     assert config.profile == "dev"
-    assert config.mariadb_url.endswith("/toonpick")
+    assert parse_url(config.mariadb_url).database == "toonpick"
     assert "retryWrites=false" in config.mongo_url
     assert config.redis_url == ""  # no Redis: single-process crawls
     assert config.naver_base_url == "https://comic.naver.com"
@@ -18,7 +19,7 @@ def test_dev_is_the_default_profile_and_points_at_local_services():
 
 def test_test_profile_uses_its_own_databases():
     config = load_config(environ={"TOONPICK_PROFILE": "test"})
-    assert config.mariadb_url.endswith("/toonpick_test")
+    assert parse_url(config.mariadb_url).database == "toonpick_test"
     assert "/toonpick_test?" in config.mongo_url
 
 
