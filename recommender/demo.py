@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+import unicodedata
 import uuid
 from collections import Counter
 from dataclasses import asdict
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender.service import RecommendationService, Served
+from recommender.serving import RecommendationCache
 from recommender.synthetic import add_interaction, seed_members
 from shared.config import Config, load_config
 from shared.stores.mariadb import connect
@@ -56,6 +58,18 @@ def _taste(conn: Any, member_id: int) -> tuple[int, str]:
     return count, ", ".join(f"{g} {n}" for g, n in genres.most_common(3)) or "-"
 
 
+def _pad(text: str, width: int) -> str:
+    """``text`` cut or padded to ``width`` terminal columns (Hangul takes two)."""
+    out, used = [], 0
+    for char in text:
+        size = 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+        if used + size > width:
+            break
+        out.append(char)
+        used += size
+    return "".join(out) + " " * (width - used)
+
+
 def _print_served(conn: Any, label: str, served: Served, extra: str = "") -> None:
     count, taste = _taste(conn, served.member_id)
     print(f"\n[demo] member #{served.member_id} ({label}): {count} titles, tastes {taste}{extra}")
@@ -65,7 +79,7 @@ def _print_served(conn: Any, label: str, served: Served, extra: str = "") -> Non
     for rank, (webtoon_id, score) in enumerate(zip(served.webtoon_ids, served.scores,
                                                    strict=True), 1):
         title, genres = titles.get(webtoon_id, ("?", "-"))
-        print(f"         {rank:>2}. {title[:34]:<34} {genres[:24]:<24} {score:7.3f}")
+        print(f"         {rank:>2}. {_pad(title, 30)} {_pad(genres, 16)} {score:7.3f}")
 
 
 def _print_metrics(metrics: dict[str, Any]) -> None:
@@ -130,6 +144,8 @@ def run_recommender_demo(redis_url: str, log_dir: Path, members: int = 2000,
     config = load_config(environ={**os.environ, "REDIS_URL": redis_url})
     if fresh and config.profile != "prod":
         clear_model_versions(config)
+        # Member ids restart with the emptied database: old lists would be theirs.
+        RecommendationCache(redis_url, 1).clear()
     print(f"\n[demo] recommender: seeding {members} members (seed {seed}) and their activity "
           "over the crawled catalogue")
     summary = seed_members(config.mariadb_url, members, seed)
@@ -170,9 +186,11 @@ def run_recommender_demo(redis_url: str, log_dir: Path, members: int = 2000,
                 " WHERE member_id IN (" + ",".join(["%s"] * len(summary.member_ids)) + ")"
                 " GROUP BY member_id ORDER BY n DESC, member_id", summary.member_ids)
             counts = cur.fetchall()
-        heavy = int(counts[0][0])
+        # A regular reader (the 90th percentile: the heaviest have read most of a small
+        # catalogue, their own tastes included) and a light one.
+        heavy = int(counts[len(counts) // 10][0])
         light = next((int(m) for m, n in counts if 3 <= n <= 5), int(counts[-1][0]))
-        _print_served(conn, "heavy reader", service.serve(heavy, 5))
+        _print_served(conn, "regular reader", service.serve(heavy, 5))
         _print_served(conn, "light reader", service.serve(light, 5))
 
         # Real time: the light reader likes and reads a title outside their list.
@@ -187,13 +205,12 @@ def run_recommender_demo(redis_url: str, log_dir: Path, members: int = 2000,
                         viewed_episodes=5, rating=5.0)
         timings = service.refresh_members([light])
         after = service.serve(light, 5)
-        changed = sum(1 for a, b in zip(before.webtoon_ids[:5], after.webtoon_ids, strict=False)
-                      if a != b)
+        changed = len(set(after.webtoon_ids) - set(before.webtoon_ids[:5]))
         title = _titles(conn, [target]).get(target, ("?", "-"))
         _print_served(conn, "just liked and read 5 episodes of "
                       f"{title[0][:30]!r}", after,
                       f"; refreshed by fold-in in {timings[light]:.1f} ms, "
-                      f"{changed} of the top 5 changed, no retraining")
+                      f"{changed} new titles in the top 5, no retraining")
 
         newcomer = _new_member(conn)
         _print_served(conn, "joined after training, no activity yet",

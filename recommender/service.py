@@ -246,7 +246,8 @@ class RecommendationService:
             return Served(member_id, webtoon_ids, scores, source, bundle.version,
                           experiment.code, variant.name)
         cached = self.cache.get(member_id)
-        if cached is not None:
+        # A list from another version (before a switch or rollback) is recomputed.
+        if cached is not None and cached.get("version") == self.serving_bundle().version:
             items = cached["items"][:n]
             return Served(member_id, [w for w, _ in items], [s for _, s in items],
                           cached["source"], cached["version"], cached=True)

@@ -320,6 +320,19 @@ class RecommendationCache:
             self.redis.delete(self.key(member_id))
             return None
 
+    def clear(self) -> int:
+        """Delete every member's entry (keys under this cache's prefix)."""
+        deleted = 0
+        batch: list[bytes] = []
+        for key in self.redis.scan_iter(match=f"{self.prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += self.redis.delete(*batch)
+                batch = []
+        if batch:
+            deleted += self.redis.delete(*batch)
+        return deleted
+
     def ttl_of(self, member_id: int) -> int:
         return int(self.redis.ttl(self.key(member_id)))
 

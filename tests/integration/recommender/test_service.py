@@ -9,6 +9,7 @@ import pytest
 from rq import Queue, SimpleWorker
 
 from recommender import groups
+from recommender import service as service_module
 from recommender.service import RecommendationService
 from recommender.serving import ModelBundle, ModelNotFound, ModelStore, stored_top_n
 from recommender.synthetic import add_interaction, seed_catalogue, seed_members
@@ -169,7 +170,7 @@ def test_a_cold_start_member_gets_an_answer_at_once(config, seeded, service):
     assert refreshed.source == "hybrid" and webtoons[0] not in refreshed.webtoon_ids
 
 
-def test_model_versions_switch_and_roll_back(config, seeded, service):
+def test_model_versions_switch_and_roll_back(config, seeded, service, monkeypatch):
     store = service.store
     with pytest.raises(ModelNotFound):
         store.rollback()
@@ -179,8 +180,17 @@ def test_model_versions_switch_and_roll_back(config, seeded, service):
     second = train_model(config, {**FAST, "factors": 8}).version.version
     assert store.serving_version() == second
     assert store.serving_bundle().model.collaborative.params()["factors"] == 8
+    service.update_all()
+    _, member_ids = seeded
+    assert service.serve(member_ids[0], 5).cached
 
     assert store.rollback(reason="test") == first
+    # The serving process notices within SERVING_CHECK_SECONDS (made 0 here), and a
+    # list cached under the version that no longer serves is recomputed, not served.
+    monkeypatch.setattr(service_module, "SERVING_CHECK_SECONDS", 0.0)
+    served = service.serve(member_ids[0], 5)
+    assert served.version == first and not served.cached
+    assert service.cache.get(member_ids[0])["version"] == first
     assert store.serving_version() == first
     assert store.serving_bundle().model.collaborative.params()["factors"] == 16
     actions = [(e["model_version"], e["action"]) for e in store.serving_history()]
