@@ -167,6 +167,9 @@ def train_model(config: Mapping[str, Any], params: Mapping[str, Any] | None = No
     n_interactions = int(activity.user_items.nnz)
     if activity.user_items.shape[1] == 0:
         raise TrainingError("the catalogue has no webtoons: crawl first")
+    if n_interactions == 0:
+        raise TrainingError(f"no member activity yet ({activity.user_items.shape[0]} active "
+                            "members, 0 interactions): nothing to learn from")
     conn = connect(config["mariadb_url"])
     try:
         triples = item_feature_triples(conn, activity.webtoon_ids)

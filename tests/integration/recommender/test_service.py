@@ -211,6 +211,15 @@ def test_model_versions_switch_and_roll_back(config, seeded, service, monkeypatc
     assert stored.metrics["hybrid"]["ndcg"] > 0 and stored.s3_key.endswith(f"{first}.npz")
 
 
+def test_training_without_catalogue_or_activity_says_why(config):
+    with pytest.raises(TrainingError, match="no webtoons"):
+        train_model(config, FAST)
+    seed_catalogue(config.mariadb_url, 10, seed=1)
+    with pytest.raises(TrainingError, match="no member activity yet"):
+        train_model(config, FAST)
+    assert ModelStore.from_config(config).versions() == []
+
+
 def test_training_parameters_are_checked_before_anything_runs(config, seeded):
     with pytest.raises(TrainingError, match="unknown training params: factor"):
         train_model(config, {"factor": 3})
