@@ -24,6 +24,9 @@ from shared.tasks.runner import TaskContext
 from shared.tasks.types import InvalidParams, RetryPolicy, TaskType, register_task
 
 RETRY = RetryPolicy(max_retries=2, backoff=(30.0, 120.0))
+# Their own queue: recommender workers (numpy/scipy, the model in memory) scale apart
+# from crawl workers; `toonpick worker` with no --queue serves both.
+QUEUE = "recommender"
 MAX_MEMBERS_PER_UPDATE = 100_000
 
 
@@ -150,4 +153,4 @@ for _type, _body, _identifying in (
      ("schedule", "slot", "request_id")),
     (TaskType.MEMBER_PREFERENCE_UPDATE, member_preference_update, None),
 ):
-    register_task(_type.value, _body, retry=RETRY, identifying=_identifying)
+    register_task(_type.value, _body, retry=RETRY, identifying=_identifying, queue=QUEUE)

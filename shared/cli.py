@@ -105,7 +105,6 @@ def _logging(level: str) -> None:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     from shared.config import load_config
-    from shared.tasks.types import DEFAULT_QUEUE
     from shared.tasks.worker import run_worker
 
     config = load_config()
@@ -113,7 +112,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if not config.redis_url:
         print("toonpick worker: set REDIS_URL (jobs are queued in Redis)", file=sys.stderr)
         return 2
-    run_worker(args.queues or [DEFAULT_QUEUE], burst=args.burst, name=args.name,
+    run_worker(args.queues or None, burst=args.burst, name=args.name,
                logging_level=config.log_level)
     return 0
 
@@ -250,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run a task worker (RQ) until stopped")
     p.add_argument("--queue", action="append", dest="queues",
-                   help="queue to work on (repeatable; default: default)")
+                   help="queue to work on (repeatable; default: every queue of the "
+                        "registered task types)")
     p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     p.add_argument("--name", help="worker name (default: RQ's)")
     p.set_defaults(func=_cmd_worker)

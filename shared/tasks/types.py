@@ -215,6 +215,12 @@ def registered_types() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def registered_queues() -> list[str]:
+    """The queues of the registered task types, the default queue first."""
+    queues = {definition.queue for definition in _REGISTRY.values()} | {DEFAULT_QUEUE}
+    return [DEFAULT_QUEUE, *sorted(queues - {DEFAULT_QUEUE})]
+
+
 def unregister_task(task_type: str) -> None:
     """For tests that register throw-away types."""
     _REGISTRY.pop(str(task_type), None)

@@ -24,7 +24,7 @@ from rq.exceptions import StopRequested
 
 from shared.stores.redis import redis_client
 from shared.tasks.runner import RunnerSettings, configure_process, reconcile
-from shared.tasks.types import DEFAULT_QUEUE, import_task_modules, parse_module_list
+from shared.tasks.types import import_task_modules, parse_module_list, registered_queues
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class TaskWorker(Worker):
 
 
 def run_worker(
-    queues: Sequence[str] = (DEFAULT_QUEUE,),
+    queues: Sequence[str] | None = None,
     *,
     mariadb_url: str | None = None,
     redis_url: str | None = None,
@@ -86,7 +86,8 @@ def run_worker(
     logging_level: str = "INFO",
 ) -> bool:
     """Run a task worker until it is told to stop (or, with ``burst``, until its queues are
-    empty). URLs and settings not given come from ``shared.config.load_config()``."""
+    empty). ``queues`` None: every queue of the task types the task modules register.
+    URLs and settings not given come from ``shared.config.load_config()``."""
     if mariadb_url is None or redis_url is None or settings is None:
         from shared.config import load_config
 
@@ -97,6 +98,7 @@ def run_worker(
     if not redis_url:
         raise ValueError("a task worker needs Redis: set REDIS_URL")
     imported = import_task_modules(settings.task_modules)
+    queues = list(queues) if queues else registered_queues()
     configure_process(mariadb_url, settings)
     connection = redis_client(redis_url)
     worker = TaskWorker(list(queues), connection=connection, name=name,
@@ -111,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.tasks.worker",
                                      description="Run a TOONPICK task worker.")
     parser.add_argument("--queue", action="append", dest="queues",
-                        help=f"queue to work on (repeatable; default {DEFAULT_QUEUE})")
+                        help="queue to work on (repeatable; default: every queue of the "
+                             "registered task types)")
     parser.add_argument("--task-module", action="append", dest="task_modules", default=[],
                         help="module registering task types (repeatable, or comma-separated)")
     parser.add_argument("--heartbeat-interval", type=float)
@@ -135,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if modules:
         overrides["task_modules"] = tuple(dict.fromkeys(settings.task_modules + modules))
     settings = replace(settings, **overrides)
-    run_worker(args.queues or [DEFAULT_QUEUE], mariadb_url=config.mariadb_url,
+    run_worker(args.queues or None, mariadb_url=config.mariadb_url,
                redis_url=config.redis_url, settings=settings, burst=args.burst, name=args.name,
                logging_level=config.log_level)
     return 0

@@ -13,6 +13,7 @@ from recommender import service as service_module
 from recommender.service import RecommendationService
 from recommender.serving import ModelBundle, ModelNotFound, ModelStore, stored_top_n
 from recommender.synthetic import add_interaction, seed_catalogue, seed_members
+from recommender.tasks import QUEUE
 from recommender.training import TrainingError, train_model
 from shared.config import load_config
 from shared.stores.mariadb import connect
@@ -20,7 +21,7 @@ from shared.stores.redis import redis_client
 from shared.tasks import runner
 from shared.tasks.repository import TaskRepository
 from shared.tasks.runner import RunnerSettings, enqueue_task
-from shared.tasks.types import DEFAULT_QUEUE, ExecutionStatus
+from shared.tasks.types import ExecutionStatus
 
 pytestmark = pytest.mark.integration
 
@@ -241,7 +242,7 @@ def worker_process_config(config, monkeypatch):
 def _run(config, connection, task_type: str, params: dict) -> dict:
     execution_id = enqueue_task(config.mariadb_url, config.redis_url, task_type, params, "api",
                                 force=True)
-    SimpleWorker([Queue(DEFAULT_QUEUE, connection=connection)], connection=connection).work(
+    SimpleWorker([Queue(QUEUE, connection=connection)], connection=connection).work(
         burst=True, with_scheduler=False)
     execution = TaskRepository(config.mariadb_url).get(execution_id)
     assert execution.status is ExecutionStatus.COMPLETED, execution.error
@@ -275,7 +276,7 @@ def test_the_four_task_types_run_on_an_rq_worker(config, seeded, worker_process_
 
     bad = enqueue_task(config.mariadb_url, config.redis_url, "MEMBER_PREFERENCE_UPDATE",
                        {"member_ids": ["x"]}, "api")
-    SimpleWorker([Queue(DEFAULT_QUEUE, connection=connection)], connection=connection).work(
+    SimpleWorker([Queue(QUEUE, connection=connection)], connection=connection).work(
         burst=True, with_scheduler=False)
     failed = TaskRepository(config.mariadb_url).get(bad)
     assert failed.status is ExecutionStatus.FAILED and "positive integers" in failed.error

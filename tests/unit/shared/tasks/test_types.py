@@ -106,3 +106,21 @@ def test_module_lists_parse_from_a_setting():
     assert parse_module_list(" a.b, ,c.d ") == ("a.b", "c.d")
     assert parse_module_list(None) == ()
     assert parse_module_list(["x", ""]) == ("x",)
+
+
+def test_a_worker_without_queues_serves_every_registered_queue():
+    from shared.tasks.types import DEFAULT_QUEUE, register_task, registered_queues
+
+    def body(ctx):
+        return None
+
+    register_task("TEST_QUEUE_B", body, queue="zeta")
+    register_task("TEST_QUEUE_A", body, queue="alpha")
+    try:
+        queues = registered_queues()
+        assert queues[0] == DEFAULT_QUEUE
+        assert queues.index("alpha") < queues.index("zeta")
+    finally:
+        unregister_task("TEST_QUEUE_A")
+        unregister_task("TEST_QUEUE_B")
+    assert "alpha" not in registered_queues()
