@@ -9,6 +9,8 @@
 - ``MEMBER_PREFERENCE_UPDATE``: fold the given members' current activity into the
   serving model and refresh their lists (real time, no retrain); without
   ``member_ids``, every member whose activity changed since ``since`` (ISO time, UTC).
+  Callers give each activity event an ``event_id`` (or an SQS ``request_id``): the same
+  members refreshed again later is another run, not a repeat of a completed one.
 """
 
 from __future__ import annotations
@@ -106,8 +108,8 @@ def _changed_members(mariadb_url: str, since: datetime) -> list[int]:
 
 
 def member_preference_update(ctx: TaskContext, member_ids: list[int] | None = None,
-                             since: str | None = None, request_id: str | None = None
-                             ) -> dict[str, Any]:
+                             since: str | None = None, event_id: str | None = None,
+                             request_id: str | None = None) -> dict[str, Any]:
     config = load_config()
     if member_ids is None:
         if not since:
@@ -151,6 +153,9 @@ for _type, _body, _identifying in (
      ("train", "params", "schedule", "slot", "request_id")),
     (TaskType.RECOMMENDATION_CACHE_UPDATE, recommendation_cache_update,
      ("schedule", "slot", "request_id")),
-    (TaskType.MEMBER_PREFERENCE_UPDATE, member_preference_update, None),
+    # Each activity event is its own run: callers name it (event_id or request_id), or
+    # the same member list twice would be one completed instance, refused the 2nd time.
+    (TaskType.MEMBER_PREFERENCE_UPDATE, member_preference_update,
+     ("member_ids", "since", "event_id", "request_id")),
 ):
     register_task(_type.value, _body, retry=RETRY, identifying=_identifying, queue=QUEUE)

@@ -239,9 +239,9 @@ def worker_process_config(config, monkeypatch):
     connection.close()
 
 
-def _run(config, connection, task_type: str, params: dict) -> dict:
+def _run(config, connection, task_type: str, params: dict, force: bool = True) -> dict:
     execution_id = enqueue_task(config.mariadb_url, config.redis_url, task_type, params, "api",
-                                force=True)
+                                force=force)
     SimpleWorker([Queue(QUEUE, connection=connection)], connection=connection).work(
         burst=True, with_scheduler=False)
     execution = TaskRepository(config.mariadb_url).get(execution_id)
@@ -270,9 +270,11 @@ def test_the_four_task_types_run_on_an_rq_worker(config, seeded, worker_process_
     assert len(cache.keys("toonpick:rec:member:*")) == rebuilt["cached_members"] > 0
     cache.close()
 
-    refreshed = _run(config, connection, "MEMBER_PREFERENCE_UPDATE",
-                     {"member_ids": member_ids[:5]})
-    assert refreshed["members"] == 5
+    # Two activity events of the same members are two runs.
+    for event in ("e1", "e2"):
+        refreshed = _run(config, connection, "MEMBER_PREFERENCE_UPDATE",
+                         {"member_ids": member_ids[:5], "event_id": event}, force=False)
+        assert refreshed["members"] == 5
 
     bad = enqueue_task(config.mariadb_url, config.redis_url, "MEMBER_PREFERENCE_UPDATE",
                        {"member_ids": ["x"]}, "api")
