@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from recommender.service import RecommendationService
+from recommender.serving import ModelNotFound
 from recommender.training import TrainingError, train_model
 from shared.config import load_config
 from shared.stores.mariadb import connect
@@ -77,6 +78,9 @@ def recommendation_update(ctx: TaskContext, train: bool = True,
     try:
         result.update(service.update_all(_progress(ctx, 50 if train else 0, 100),
                                          ctx.check_stop))
+    except ModelNotFound as exc:
+        # Retrying cannot make a model appear.
+        raise InvalidParams(f"{exc}; or run with train=true") from None
     finally:
         service.close()
     return result
@@ -133,7 +137,10 @@ def member_preference_update(ctx: TaskContext, member_ids: list[int] | None = No
         for start in range(0, len(todo), 200):
             ctx.check_stop()
             batch = todo[start:start + 200]
-            timings.update(service.refresh_members(batch))
+            try:
+                timings.update(service.refresh_members(batch))
+            except ModelNotFound as exc:
+                raise InvalidParams(str(exc)) from None
             done.update(batch)
             ctx.save_checkpoint({"done": sorted(done)})
             ctx.progress(100.0 * len(done) / max(1, len(member_ids)),

@@ -395,10 +395,11 @@ class TaskRepository:
 
         return self._transaction(work)
 
-    def fail(self, execution_id: int, error: str) -> tuple[bool, Execution | None]:
-        """STARTED/STOPPING → FAILED; if it was STARTED and its retry policy allows another
-        attempt, a QUEUED retry execution is created in the same transaction. Returns
-        (whether this call ended it, the retry execution or None)."""
+    def fail(self, execution_id: int, error: str,
+             retry: bool = True) -> tuple[bool, Execution | None]:
+        """STARTED/STOPPING → FAILED; if it was STARTED, ``retry`` holds and its retry
+        policy allows another attempt, a QUEUED retry execution is created in the same
+        transaction. Returns (whether this call ended it, the retry execution or None)."""
 
         def work(cur: Any) -> tuple[bool, int | None]:
             row = _lock_execution(cur, execution_id)
@@ -406,7 +407,7 @@ class TaskRepository:
             if status not in RUNNING_STATUSES:
                 return False, None
             _end(cur, execution_id, ExecutionStatus.FAILED, error, None)
-            if status is ExecutionStatus.STOPPING:
+            if status is ExecutionStatus.STOPPING or not retry:
                 return True, None
             return True, _insert_retry(cur, row)
 

@@ -39,6 +39,7 @@ from shared.tasks.types import (
     RUNNING_STATUSES,
     Execution,
     ExecutionStatus,
+    InvalidParams,
     TaskError,
     TaskStopped,
     Trigger,
@@ -343,6 +344,11 @@ def _run(
         except ExecutionLost as exc:
             log.warning("execution %s lost: %s", execution_id, exc)
             return ExecutionStatus.ABANDONED.value
+        except InvalidParams as exc:
+            # The body refused its input (or found nothing to work on): another attempt
+            # with the same params would fail the same way.
+            return _fail(repository, context, f"InvalidParams: {exc}", job,
+                         retryable=False)
         except Exception:
             return _fail(repository, context, traceback.format_exc(), job)
         status = ExecutionStatus.STOPPED if context.stop_seen else ExecutionStatus.COMPLETED
@@ -366,8 +372,9 @@ def _end(
     return status.value
 
 
-def _fail(repository: TaskRepository, context: TaskContext, error: str, job: Job | None) -> str:
-    ended, retry = repository.fail(context.execution_id, error)
+def _fail(repository: TaskRepository, context: TaskContext, error: str, job: Job | None,
+          retryable: bool = True) -> str:
+    ended, retry = repository.fail(context.execution_id, error, retryable)
     if not ended:
         log.warning("execution %s failed after it was taken from this process:\n%s",
                     context.execution_id, error)

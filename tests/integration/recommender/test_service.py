@@ -253,6 +253,15 @@ def _run(config, connection, task_type: str, params: dict, force: bool = True) -
 def test_the_four_task_types_run_on_an_rq_worker(config, seeded, worker_process_config):
     connection = worker_process_config
     _, member_ids = seeded
+    # Before any model: a clear failure, not retries.
+    early = enqueue_task(config.mariadb_url, config.redis_url, "RECOMMENDATION_UPDATE",
+                         {"train": False}, "api")
+    SimpleWorker([Queue(QUEUE, connection=connection)], connection=connection).work(
+        burst=True, with_scheduler=False)
+    failed = TaskRepository(config.mariadb_url).get(early)
+    assert failed.status is ExecutionStatus.FAILED and "no model serves yet" in failed.error
+    assert len(TaskRepository(config.mariadb_url).list_executions(
+        task_type="RECOMMENDATION_UPDATE")) == 1, "not retried"
     trained = _run(config, connection, "RECOMMENDATION_MODEL_TRAINING", {"params": FAST})
     assert trained["serving"] and trained["metrics"]["als"]["ndcg"] > 0
 

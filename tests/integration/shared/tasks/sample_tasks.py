@@ -15,11 +15,12 @@ from typing import Any
 from shared.config import load_config
 from shared.stores.mariadb import connect
 from shared.tasks.runner import TaskContext
-from shared.tasks.types import RetryPolicy, TaskStopped, register_task
+from shared.tasks.types import InvalidParams, RetryPolicy, TaskStopped, register_task
 
 STEPS_TASK = "TEST_COUNTED_STEPS"
 FLAKY_TASK = "TEST_FLAKY"
 ALWAYS_FAILS_TASK = "TEST_ALWAYS_FAILS"
+REFUSES_TASK = "TEST_REFUSES_INPUT"
 
 SIDE_TABLES = (
     "CREATE TABLE IF NOT EXISTS sample_step (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
@@ -76,10 +77,16 @@ def always_fails(ctx: TaskContext, run_key: str) -> None:
     raise ValueError(f"always fails ({run_key}, attempt {ctx.attempt})")
 
 
+def refuses_input(ctx: TaskContext, run_key: str) -> None:
+    raise InvalidParams(f"nothing to work on for {run_key}")
+
+
 # An abandoned execution has already waited out the heartbeat timeout: retry it at once.
 register_task(STEPS_TASK, counted_steps, identifying=("run_key",),
               retry=RetryPolicy(max_retries=2, backoff=(0,)), queue="tasks-test", timeout=120)
 register_task(FLAKY_TASK, flaky, retry=RetryPolicy(max_retries=2, backoff=(1.0,)),
               queue="tasks-test", timeout=60)
 register_task(ALWAYS_FAILS_TASK, always_fails, retry=RetryPolicy(max_retries=1, backoff=(0,)),
+              queue="tasks-test", timeout=60)
+register_task(REFUSES_TASK, refuses_input, retry=RetryPolicy(max_retries=2, backoff=(0,)),
               queue="tasks-test", timeout=60)

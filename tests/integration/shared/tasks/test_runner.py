@@ -14,6 +14,7 @@ from shared.tasks.runner import RunnerSettings, enqueue_task, reconcile
 from shared.tasks.types import ExecutionStatus, Trigger
 from tests.integration.shared.tasks.sample_tasks import (
     ALWAYS_FAILS_TASK,
+    REFUSES_TASK,
     STEPS_TASK,
     create_side_tables,
 )
@@ -85,6 +86,16 @@ def test_failures_are_recorded_and_retried_as_executions_until_the_policy_ends(s
     assert executions[0].resumed_from_execution_id == first
     assert "ValueError: always fails (f, attempt 1)" in executions[1].error
     assert "Traceback" in executions[1].error
+
+
+def test_a_body_refusing_its_input_fails_once_without_retries(stores):
+    mariadb_url, redis_url, connection = stores
+    enqueue_task(mariadb_url, redis_url, REFUSES_TASK, {"run_key": "x"}, "api")
+    _work(connection)
+
+    executions = TaskRepository(mariadb_url).list_executions(task_type=REFUSES_TASK)
+    assert [(e.status, e.attempt) for e in executions] == [(ExecutionStatus.FAILED, 1)]
+    assert executions[0].error == "InvalidParams: nothing to work on for x"
 
 
 def test_a_job_lost_from_redis_is_enqueued_again_by_reconcile(stores):
