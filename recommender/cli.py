@@ -167,7 +167,9 @@ def _experiment(args: argparse.Namespace, config) -> int:
             except ValueError as exc:
                 print(f"toonpick recommender experiment create: {exc}", file=sys.stderr)
                 return 2
-            _dump(experiment)
+            from dataclasses import asdict
+
+            _dump(asdict(experiment))
         elif args.exp_command == "stop":
             experiments.stop_experiment(conn, args.code)
         else:
