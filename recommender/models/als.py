@@ -46,11 +46,11 @@ padding); the factors are drawn in place, last.
 current webtoon factors with an exact least-squares solve (``YtY + reg I`` is cached
 after ``fit``); ``recommend_history`` of one row takes a short path: a float32 Gram
 update, a Cholesky solve (LAPACK ``posv``), one gemv into a per-thread score buffer and
-a top-n that reads each score once (``_top_n_padded``).
+a top-n that reads each score once (``top_n_padded``).
 
 **Recommend-all.** ``_ranked`` scores ``RANK_ROWS`` members per gemm into a reused
 per-thread block on ``num_threads`` threads (gemm and the top-n's reductions release
-the GIL), masks seen webtoons in place and selects with ``_top_n_padded``; the
+the GIL), masks seen webtoons in place and selects with ``top_n_padded``; the
 answers are those of the base class, up to the order of exactly tied scores.
 """
 
@@ -74,8 +74,11 @@ from recommender.models.base import (
     NotFittedError,
     Recommender,
     as_csr,
+    available_cores,
     mask_seen,
+    padded_width,
     top_n,
+    top_n_padded,
 )
 
 SOLVERS = ("cg", "exact")
@@ -456,83 +459,8 @@ class _Helpers:
         self._pids, self._commands, self._replies = [], [], []
 
 
-# Columns per block when pre-selecting top-n candidates by block maxima.
-TOP_N_BLOCK = 128
 # Members scored per gemm in recommend-all: 256 x 20k float32 = 20 MB per thread, reused.
 RANK_ROWS = 256
-
-
-def _padded_width(n_items: int) -> int:
-    return -(-n_items // TOP_N_BLOCK) * TOP_N_BLOCK
-
-
-def _top_n_padded(padded: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``top_n`` of score rows whose width is a multiple of ``TOP_N_BLOCK`` (padding
-    columns hold -inf), reading every score only once.
-
-    Columns are split into groups (column ``j`` in group ``j % groups``: strided, so the
-    group maxima are one vectorised pass). The ``n`` groups with the highest maxima hold
-    a top ``n``: a score elsewhere is at most its group's maximum, which is at most each
-    of those ``n`` maxima; and every top-``n`` score is >= the lowest of them. So only
-    the few scores of those groups above that threshold are sorted. Same answers as
-    ``top_n`` up to the order of exactly tied scores (here: lower id first).
-    """
-    rows, width = padded.shape
-    groups = width // TOP_N_BLOCK
-    if n >= groups // 2:
-        return top_n(padded, n)
-    if rows == 1:
-        return _top_n_padded_row(padded[0], n)
-    grouped = padded.reshape(rows, TOP_N_BLOCK, groups)
-    maxima = grouped.max(axis=1)
-    chosen = np.argpartition(maxima, groups - n, axis=1)[:, groups - n:]
-    threshold = np.take_along_axis(maxima, chosen, axis=1).min(axis=1)
-    # (rows, n, TOP_N_BLOCK): candidates[r, k, j] is column j * groups + chosen[r, k].
-    candidates = grouped[np.arange(rows)[:, None], :, chosen]
-    member, group, offset = np.nonzero(candidates >= threshold[:, None, None])
-    value = candidates[member, group, offset]
-    column = offset * groups + chosen[member, group]
-    order = np.lexsort((column, -value, member))
-    member, column, value = member[order], column[order], value[order]
-    rank = np.arange(len(member)) - np.searchsorted(member, member)
-    keep = rank < n
-    ids = np.empty((rows, n), dtype=np.int64)
-    best = np.empty((rows, n), dtype=np.float32)
-    ids[member[keep], rank[keep]] = column[keep]
-    best[member[keep], rank[keep]] = value[keep]
-    ids[best == -np.inf] = -1
-    return ids, best
-
-
-def _top_n_padded_row(padded: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``_top_n_padded`` of one row, in fewer numpy calls (the fold-in path's budget)."""
-    groups = len(padded) // TOP_N_BLOCK
-    grouped = padded.reshape(TOP_N_BLOCK, groups)
-    maxima = grouped.max(axis=0)
-    chosen = np.argpartition(maxima, groups - n)[groups - n:]
-    candidates = grouped[:, chosen]
-    offset, group = np.nonzero(candidates >= maxima[chosen].min())
-    value = candidates[offset, group]
-    column = offset * groups + chosen[group]
-    order = np.lexsort((column, -value))[:n]
-    ids, best = column[order], value[order]
-    ids[best == -np.inf] = -1
-    return ids[None, :], best[None, :]
-
-
-def _top_n_by_blocks(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``_top_n_padded`` for any score rows (copied into a padded block first)."""
-    rows, cols = scores.shape
-    padded = np.full((rows, _padded_width(cols)), -np.inf, dtype=np.float32)
-    padded[:, :cols] = scores
-    return _top_n_padded(padded, min(n, cols))
-
-
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class AlternatingLeastSquares(Recommender):
@@ -585,7 +513,7 @@ class AlternatingLeastSquares(Recommender):
     # -- fitting ---------------------------------------------------------------------
 
     def _threads(self) -> int:
-        return self.num_threads or _available_cores()
+        return self.num_threads or available_cores()
 
     def _confidences(self, user_items: Any) -> sp.csr_matrix:
         matrix = as_csr(user_items, self.n_items or None)
@@ -772,13 +700,13 @@ class AlternatingLeastSquares(Recommender):
         np.matmul(self.item_factors, member, out=padded[0, :self.n_items])
         if filter_seen:
             padded[0, history.indices] = -np.inf
-        return _top_n_padded(padded, min(n, self.n_items))
+        return top_n_padded(padded, min(n, self.n_items))
 
     def _score_rows(self, rows: int) -> np.ndarray:
         """This thread's reusable (rows x padded width) score block, padding at -inf."""
         buffer = getattr(self._scratch, "scores", None)
         if buffer is None or buffer.shape[0] < rows:
-            buffer = np.full((rows, _padded_width(self.n_items)), -np.inf, dtype=np.float32)
+            buffer = np.full((rows, padded_width(self.n_items)), -np.inf, dtype=np.float32)
             self._scratch.scores = buffer
         return buffer[:rows]
 
@@ -792,7 +720,7 @@ class AlternatingLeastSquares(Recommender):
     ) -> tuple[np.ndarray, np.ndarray]:
         # The base class's loop, with each thread scoring RANK_ROWS members per gemm into
         # its own reused block (BLAS and numpy release the GIL there), seen webtoons
-        # masked in place, and a top-n that reads each score once (_top_n_padded).
+        # masked in place, and a top-n that reads each score once (top_n_padded).
         user_factors, item_factors = self._fitted()
         if user_ids is not None:
             self._checked_ids(user_ids)
@@ -814,7 +742,7 @@ class AlternatingLeastSquares(Recommender):
             np.matmul(members, item_factors.T, out=block[:, :self.n_items])
             if filter_seen:
                 mask_seen(block, batch)
-            ids[start:stop], scores[start:stop] = _top_n_padded(block, n)
+            ids[start:stop], scores[start:stop] = top_n_padded(block, n)
 
         if threads == 1:
             for start in range(0, rows, step):

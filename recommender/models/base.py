@@ -17,13 +17,16 @@ convention of Hu, Koren and Volinsky's implicit-feedback ALS, and of ``implicit`
   which is how model versions are stored.
 
 Scoring is batched: subclasses implement ``_scores`` (dense member-by-webtoon scores
-for a batch) and the base class does top-N, seen-item filtering and batching, so
-every model filters and ranks the same way.
+for a batch) and the base class does top-N, seen-item filtering and batching (batches
+spread over a thread per core: the dense work releases the GIL), so every model filters
+and ranks the same way. ``_scores`` must therefore be safe to call from several threads.
 """
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,6 +35,9 @@ import scipy.sparse as sp
 # Rows scored at once by recommend(): bounds the dense score block to
 # BATCH x n_items float32 (1024 x 20k = 80 MB).
 BATCH_ROWS = 1024
+# Rows per task when recommend() spreads batches over the cores (numpy and BLAS
+# release the GIL in the dense work): 256 x 20k float32 = 20 MB per thread.
+THREAD_ROWS = 256
 
 
 class NotFittedError(RuntimeError):
@@ -69,6 +75,83 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     best = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
     ids[~np.isfinite(best) & (best < 0)] = -1
     return ids, best
+
+
+# Columns per block when pre-selecting top-n candidates by block maxima.
+TOP_N_BLOCK = 128
+
+
+def padded_width(n_items: int) -> int:
+    return -(-n_items // TOP_N_BLOCK) * TOP_N_BLOCK
+
+
+def top_n_padded(padded: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``top_n`` of score rows whose width is a multiple of ``TOP_N_BLOCK`` (padding
+    columns hold -inf), reading every score only once.
+
+    Columns are split into groups (column ``j`` in group ``j % groups``: strided, so the
+    group maxima are one vectorised pass). The ``n`` groups with the highest maxima hold
+    a top ``n``: a score elsewhere is at most its group's maximum, which is at most each
+    of those ``n`` maxima; and every top-``n`` score is >= the lowest of them. So only
+    the few scores of those groups above that threshold are sorted. Same answers as
+    ``top_n`` up to the order of exactly tied scores (here: lower id first).
+    """
+    rows, width = padded.shape
+    groups = width // TOP_N_BLOCK
+    if n >= groups // 2:
+        return top_n(padded, n)
+    if rows == 1:
+        return _top_n_padded_row(padded[0], n)
+    grouped = padded.reshape(rows, TOP_N_BLOCK, groups)
+    maxima = grouped.max(axis=1)
+    chosen = np.argpartition(maxima, groups - n, axis=1)[:, groups - n:]
+    threshold = np.take_along_axis(maxima, chosen, axis=1).min(axis=1)
+    # (rows, n, TOP_N_BLOCK): candidates[r, k, j] is column j * groups + chosen[r, k].
+    candidates = grouped[np.arange(rows)[:, None], :, chosen]
+    member, group, offset = np.nonzero(candidates >= threshold[:, None, None])
+    value = candidates[member, group, offset]
+    column = offset * groups + chosen[member, group]
+    order = np.lexsort((column, -value, member))
+    member, column, value = member[order], column[order], value[order]
+    rank = np.arange(len(member)) - np.searchsorted(member, member)
+    keep = rank < n
+    ids = np.empty((rows, n), dtype=np.int64)
+    best = np.empty((rows, n), dtype=np.float32)
+    ids[member[keep], rank[keep]] = column[keep]
+    best[member[keep], rank[keep]] = value[keep]
+    ids[best == -np.inf] = -1
+    return ids, best
+
+
+def _top_n_padded_row(padded: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``top_n_padded`` of one row, in fewer numpy calls (the fold-in path's budget)."""
+    groups = len(padded) // TOP_N_BLOCK
+    grouped = padded.reshape(TOP_N_BLOCK, groups)
+    maxima = grouped.max(axis=0)
+    chosen = np.argpartition(maxima, groups - n)[groups - n:]
+    candidates = grouped[:, chosen]
+    offset, group = np.nonzero(candidates >= maxima[chosen].min())
+    value = candidates[offset, group]
+    column = offset * groups + chosen[group]
+    order = np.lexsort((column, -value))[:n]
+    ids, best = column[order], value[order]
+    ids[best == -np.inf] = -1
+    return ids[None, :], best[None, :]
+
+
+def top_n_by_blocks(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``top_n`` by ``top_n_padded`` for any score rows (copied into a padded block first)."""
+    rows, cols = scores.shape
+    padded = np.full((rows, padded_width(cols)), -np.inf, dtype=np.float32)
+    padded[:, :cols] = scores
+    return top_n_padded(padded, min(n, cols))
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def mask_seen(scores: np.ndarray, user_items: sp.csr_matrix) -> None:
@@ -155,11 +238,22 @@ class Recommender(ABC):
         n = min(n, self.n_items)
         ids = np.empty((rows, n), dtype=np.int64)
         scores = np.empty((rows, n), dtype=np.float32)
-        for start in range(0, rows, batch_rows):
-            stop = min(rows, start + batch_rows)
+        step = max(1, min(batch_rows, THREAD_ROWS))
+
+        def rank(start: int) -> None:
+            stop = min(rows, start + step)
             batch = user_items[start:stop]
             block = self._scores(None if user_ids is None else user_ids[start:stop], batch)
             if filter_seen:
                 mask_seen(block, batch)
-            ids[start:stop], scores[start:stop] = top_n(block, n)
+            ids[start:stop], scores[start:stop] = top_n_by_blocks(block, n)
+
+        threads = min(available_cores(), -(-rows // step))
+        if threads <= 1:
+            for start in range(0, rows, step):
+                rank(start)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                for _ in pool.map(rank, range(0, rows, step)):
+                    pass
         return ids, scores

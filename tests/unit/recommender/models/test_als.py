@@ -12,8 +12,8 @@ import pytest
 import scipy.sparse as sp
 
 from recommender.models import als
-from recommender.models.als import AlternatingLeastSquares, _top_n_by_blocks
-from recommender.models.base import NotFittedError, Recommender, top_n
+from recommender.models.als import AlternatingLeastSquares
+from recommender.models.base import NotFittedError, Recommender, top_n, top_n_by_blocks
 
 
 def planted(members: int = 60, webtoons: int = 40, groups: int = 2, keep: float = 0.7,
@@ -181,11 +181,11 @@ def test_block_top_n_matches_top_n():
     scores[3, [7, 9]] = [1.0, 2.0]  # fewer finite scores than n: the fallback path
     scores[4, 100:] = -np.inf
     expected = top_n(scores, 10)
-    got = _top_n_by_blocks(scores, 10)
+    got = top_n_by_blocks(scores, 10)
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])
     for row in (0, 3, 4, 49):  # the single-row path (fold-in + top-n)
-        ids, best = _top_n_by_blocks(scores[row:row + 1], 10)
+        ids, best = top_n_by_blocks(scores[row:row + 1], 10)
         np.testing.assert_array_equal(ids[0], expected[0][row])
         np.testing.assert_array_equal(best[0], expected[1][row])
 
