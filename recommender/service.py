@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender import experiments, groups
-from recommender.activity import ActivityMatrix, load_activity, member_history
+from recommender.activity import load_activity, member_history
 from recommender.serving import (
     ModelBundle,
     ModelStore,
@@ -67,7 +67,6 @@ class RecommendationService:
                                                   config["recommender_cache_ttl"])
         self.top_n = int(config["recommender_top_n"])
         self.weights = confidence_weights(config)
-        self._columns: dict[str | None, ActivityMatrix] = {}
         self._connection: Any = None
         self._serving: tuple[str, float] | None = None
 
@@ -103,8 +102,7 @@ class RecommendationService:
         # Columns fixed to the model's webtoons: newer ones cannot be scored by it yet.
         activity = load_activity(self.mariadb_url, self.weights, webtoon_ids=bundle.webtoon_ids)
         histories = activity.user_items
-        known = np.array([bundle.member_index(m) if bundle.member_index(m) is not None else -1
-                          for m in activity.member_ids], dtype=np.int64)
+        known = bundle.index.member_indices(activity.member_ids)
         lists = 0
         total = max(1, len(activity.member_ids))
         chunk = 2000
@@ -191,17 +189,8 @@ class RecommendationService:
     # -- real time -------------------------------------------------------------------
 
     def _history(self, conn: Any, bundle: ModelBundle, member_id: int) -> sp.csr_matrix:
-        columns = self._columns.get(bundle.version)
-        if columns is None:
-            # An empty matrix over the model's webtoons: member_history aligns to it.
-            columns = ActivityMatrix(np.empty(0, np.int64), bundle.webtoon_ids,
-                                     sp.csr_matrix((0, len(bundle.webtoon_ids)),
-                                                   dtype=np.float32))
-            self._columns = {bundle.version: columns}
-        history = member_history(conn, member_id, self.weights, columns)
-        # A reused connection must not keep reading its first snapshot.
-        conn.commit()
-        return history
+        # member_history ends the read transaction it opens: no stale snapshot is kept.
+        return member_history(conn, member_id, self.weights, bundle.index)
 
     def compute(self, member_id: int, bundle: ModelBundle | None = None,
                 conn: Any = None, model: Any = None) -> tuple[list[int], list[float], str]:

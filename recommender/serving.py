@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.activity import ActivityMatrix
 from recommender.models import MODEL_CLASSES, model_from_arrays
 from recommender.models.base import Recommender
 from shared.stores.mariadb import connect
@@ -54,14 +55,17 @@ class ModelNotFound(LookupError):
 
 @dataclass
 class ModelBundle:
-    """A fitted model and the ids of its rows (members) and columns (webtoons)."""
+    """A fitted model and the ids of its rows (members) and columns (webtoons).
+
+    ``index`` is an empty ``ActivityMatrix`` over those ids: its vectorised id lookups,
+    and the columns ``member_history`` aligns a member's current activity to.
+    """
 
     model: Recommender
     member_ids: np.ndarray
     webtoon_ids: np.ndarray
     version: str | None = None
-    _member_index: dict[int, int] = field(default_factory=dict, repr=False)
-    _webtoon_index: dict[int, int] = field(default_factory=dict, repr=False)
+    index: ActivityMatrix = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.member_ids = np.asarray(self.member_ids, dtype=np.int64)
@@ -70,14 +74,9 @@ class ModelBundle:
             raise ValueError(
                 f"{len(self.webtoon_ids)} webtoon ids for a model of {self.model.n_items} items"
             )
-        self._member_index = {int(m): i for i, m in enumerate(self.member_ids)}
-        self._webtoon_index = {int(w): i for i, w in enumerate(self.webtoon_ids)}
-
-    def member_index(self, member_id: int) -> int | None:
-        return self._member_index.get(int(member_id))
-
-    def webtoon_index(self, webtoon_id: int) -> int | None:
-        return self._webtoon_index.get(int(webtoon_id))
+        self.index = ActivityMatrix(
+            self.member_ids, self.webtoon_ids,
+            sp.csr_matrix((len(self.member_ids), len(self.webtoon_ids)), dtype=np.float32))
 
     def to_bytes(self) -> bytes:
         arrays = {f"model.{name}": value for name, value in self.model.to_arrays().items()}
@@ -103,22 +102,6 @@ class ModelBundle:
             member_ids, webtoon_ids = stored["member_ids"], stored["webtoon_ids"]
         model = model_from_arrays(meta["algorithm"], meta["params"], arrays)
         return cls(model, member_ids, webtoon_ids, version=version)
-
-    def history_matrix(self, histories: Sequence[Mapping[int, float]]) -> sp.csr_matrix:
-        """Rows of ``{webtoon_id: confidence}`` as a matrix over this model's columns;
-        webtoons newer than the model are left out (the model cannot score them)."""
-        rows, cols, vals = [], [], []
-        for row, history in enumerate(histories):
-            for webtoon_id, confidence in history.items():
-                index = self._webtoon_index.get(int(webtoon_id))
-                if index is not None and confidence != 0:
-                    rows.append(row)
-                    cols.append(index)
-                    vals.append(confidence)
-        return sp.csr_matrix(
-            (np.asarray(vals, np.float32), (rows, cols)),
-            shape=(len(histories), len(self.webtoon_ids)),
-        )
 
 
 @dataclass(frozen=True)

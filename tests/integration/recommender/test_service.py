@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from rq import Queue, SimpleWorker
 
 from recommender import groups
@@ -203,8 +204,8 @@ def test_model_versions_switch_and_roll_back(config, seeded, service, monkeypatc
     fresh_store = ModelStore.from_config(config)
     bundle = fresh_store.load(first)
     again = ModelBundle.from_bytes(bundle.to_bytes())
-    history = again.history_matrix([{int(bundle.webtoon_ids[0]): 5.0,
-                                     int(bundle.webtoon_ids[3]): 2.0}])
+    history = sp.csr_matrix((np.array([5.0, 2.0], np.float32), ([0, 0], [0, 3])),
+                            shape=(1, len(bundle.webtoon_ids)))
     a = bundle.model.recommend_history(history, n=5)
     b = again.model.recommend_history(history, n=5)
     np.testing.assert_array_equal(a[0], b[0])
