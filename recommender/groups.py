@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from recommender.serving import replace_rows
 from shared.stores.mariadb import connect
 
 GROUP_SIZE = 20
@@ -129,16 +130,11 @@ def write_groups(mariadb_url: str, groups: Sequence[Group]) -> dict[str, int]:
                 cur.execute("SELECT id FROM webtoon_recommend_group WHERE code = %s",
                             (group.code,))
                 group_id = cur.fetchone()[0]
-                cur.execute("DELETE FROM webtoon_recommend_item"
-                            " WHERE webtoon_recommend_group_id = %s", (group_id,))
-                if group.webtoon_ids:
-                    cur.executemany(
-                        "INSERT INTO webtoon_recommend_item"
-                        " (webtoon_recommend_group_id, webtoon_id, `rank`, tagline)"
-                        " VALUES (%s, %s, %s, %s)",
-                        [(group_id, int(w), rank, group.tagline)
-                         for rank, w in enumerate(group.webtoon_ids, 1)],
-                    )
+                replace_rows(cur, "webtoon_recommend_item", "webtoon_recommend_group_id",
+                             [group_id],
+                             ("webtoon_recommend_group_id", "webtoon_id", "`rank`", "tagline"),
+                             [(group_id, int(w), rank, group.tagline)
+                              for rank, w in enumerate(group.webtoon_ids, 1)])
             conn.commit()
             written[group.code] = len(group.webtoon_ids)
         codes = [g.code for g in groups if g.code.startswith(GENRE_PREFIX)]

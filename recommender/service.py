@@ -30,6 +30,7 @@ from recommender.serving import (
     ModelStore,
     RecommendationCache,
     cache_value,
+    replace_rows,
     write_top_n,
 )
 from recommender.training import confidence_weights
@@ -109,7 +110,7 @@ class RecommendationService:
         for start in range(0, len(activity.member_ids), chunk):
             stop()
             rows = slice(start, min(start + chunk, len(activity.member_ids)))
-            lists += write_top_n(self.mariadb_url, self.cache,
+            lists += write_top_n(self._conn(), self.cache,
                                  self._lists(bundle, activity.member_ids[rows], known[rows],
                                              histories[rows]), bundle.version)
             report(10 + 60 * min(1.0, (start + chunk) / total), f"{lists} members' lists")
@@ -152,7 +153,7 @@ class RecommendationService:
     def write_similar(self, bundle: ModelBundle, n: int = SIMILAR_N) -> int:
         """``webtoon_similar_webtoon`` for every webtoon of the model, replaced per chunk
         of sources in one transaction each."""
-        conn = connect(self.mariadb_url)
+        conn = self._conn()
         written = 0
         try:
             for start in range(0, len(bundle.webtoon_ids), SIMILAR_CHUNK):
@@ -168,22 +169,16 @@ class RecommendationService:
                         rows.append((int(bundle.webtoon_ids[item]),
                                      int(bundle.webtoon_ids[other]), float(score), rank,
                                      bundle.version))
-                sources = [int(bundle.webtoon_ids[i]) for i in items]
                 with conn.cursor() as cur:
-                    cur.execute("DELETE FROM webtoon_similar_webtoon WHERE source_webtoon_id IN ("
-                                + ",".join(["%s"] * len(sources)) + ")", sources)
-                    if rows:
-                        cur.executemany(
-                            "INSERT INTO webtoon_similar_webtoon (source_webtoon_id,"
-                            " similar_webtoon_id, score, `rank`, model_version)"
-                            " VALUES (%s, %s, %s, %s, %s)", rows)
+                    replace_rows(cur, "webtoon_similar_webtoon", "source_webtoon_id",
+                                 [int(bundle.webtoon_ids[i]) for i in items],
+                                 ("source_webtoon_id", "similar_webtoon_id", "score", "`rank`",
+                                  "model_version"), rows)
                 conn.commit()
                 written += len(rows)
         except Exception:
             conn.rollback()
             raise
-        finally:
-            conn.close()
         return written
 
     # -- real time -------------------------------------------------------------------
@@ -248,22 +243,20 @@ class RecommendationService:
 
     def rebuild_cache(self, progress: Progress | None = None) -> int:
         report = progress or (lambda percent, message: None)
-        conn = connect(self.mariadb_url)
+        conn = self._conn()
         entries: dict[int, dict[str, Any]] = {}
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT member_id, webtoon_id, score, source, model_version,"
-                    " UNIX_TIMESTAMP(generated_at) FROM member_webtoon_recommendation"
-                    " ORDER BY member_id, `rank`")
-                for member_id, webtoon_id, score, source, version, at in cur.fetchall():
-                    entry = entries.get(member_id)
-                    if entry is None:
-                        entry = entries[member_id] = cache_value([], [], source, version,
-                                                                 float(at))
-                    entry["items"].append([int(webtoon_id), round(float(score), 6)])
-        finally:
-            conn.close()
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT member_id, webtoon_id, score, source, model_version,"
+                " UNIX_TIMESTAMP(generated_at) FROM member_webtoon_recommendation"
+                " ORDER BY member_id, `rank`")
+            for member_id, webtoon_id, score, source, version, at in cur.fetchall():
+                entry = entries.get(member_id)
+                if entry is None:
+                    entry = entries[member_id] = cache_value([], [], source, version, float(at))
+                entry["items"].append([int(webtoon_id), round(float(score), 6)])
+        # Not left open: a later read on this connection must see new lists.
+        conn.commit()
         report(50, f"{len(entries)} members' lists read")
         count = self.cache.put_many(entries.items())
         report(100, f"{count} cache entries set")

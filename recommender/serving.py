@@ -333,6 +333,18 @@ def cache_value(webtoon_ids: Sequence[int], scores: Sequence[float], source: str
     }
 
 
+def replace_rows(cur: Any, table: str, key_column: str, keys: Sequence[int],
+                 columns: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Delete ``table``'s rows whose ``key_column`` is in ``keys`` and insert ``rows``,
+    on the caller's transaction: readers see the old rows or the new ones."""
+    if keys:
+        cur.execute(f"DELETE FROM {table} WHERE {key_column} IN ("
+                    + ",".join(["%s"] * len(keys)) + ")", list(keys))
+    if rows:
+        cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ("
+                        + ", ".join(["%s"] * len(columns)) + ")", rows)
+
+
 def write_top_n(mariadb: str | Any, cache: RecommendationCache | None,
                 lists: Iterable[tuple[int, Sequence[int], Sequence[float], str]],
                 version: str | None) -> int:
@@ -368,17 +380,12 @@ def _write_chunk(conn: Any, cache: RecommendationCache | None,
     for member_id, webtoon_ids, scores, source in chunk:
         for rank, (webtoon_id, score) in enumerate(zip(webtoon_ids, scores, strict=True), 1):
             rows.append((int(member_id), rank, int(webtoon_id), float(score), source, version))
-    member_ids = [int(entry[0]) for entry in chunk]
     try:
         with conn.cursor() as cur:
-            cur.execute(
-                "DELETE FROM member_webtoon_recommendation WHERE member_id IN ("
-                + ",".join(["%s"] * len(member_ids)) + ")", member_ids)
-            if rows:
-                cur.executemany(
-                    "INSERT INTO member_webtoon_recommendation"
-                    " (member_id, `rank`, webtoon_id, score, source, model_version)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)", rows)
+            replace_rows(cur, "member_webtoon_recommendation", "member_id",
+                         [int(entry[0]) for entry in chunk],
+                         ("member_id", "`rank`", "webtoon_id", "score", "source",
+                          "model_version"), rows)
         conn.commit()
     except Exception:
         conn.rollback()
@@ -413,6 +420,7 @@ __all__ = [
     "RecommendationCache",
     "cache_value",
     "new_version",
+    "replace_rows",
     "stored_top_n",
     "write_top_n",
 ]
