@@ -46,7 +46,7 @@ import pymysql.cursors
 import scipy.sparse as sp
 from pymysql.constants import SERVER_STATUS
 
-from shared.stores.mariadb import connect
+from shared.stores.mariadb import connect, utc_naive
 
 ACTIVE_MEMBER_STATUS = "ACTIVE"
 # member_webtoon_interaction.status values; the position (1-based) is the code SQL's
@@ -283,13 +283,6 @@ def _reading(conn_or_url: Connection | str) -> Iterator[Connection]:
                 conn.commit()
 
 
-def _utc_naive(moment: datetime | None) -> datetime | None:
-    # DATETIME columns hold naive UTC (sessions run with time_zone '+00:00').
-    if moment is None or moment.tzinfo is None:
-        return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
 def _stream(conn: Connection, sql: str, args: Sequence[Any], width: int) -> np.ndarray:
     """An integer query result as an (n, width) int64 array, fetched in chunks."""
     chunks: list[np.ndarray] = []
@@ -437,7 +430,7 @@ def load_activity(
     webtoons outside the columns, or by members who are not ACTIVE, is left out.
     """
     weights = weights or ConfidenceWeights()
-    since = _utc_naive(since)
+    since = None if since is None else utc_naive(since)
     with _reading(conn_or_url) as conn:
         if webtoon_ids is None:
             columns = _catalogue_ids(conn)
@@ -518,7 +511,7 @@ def interaction_ages(
     review's ``updated_at``. Pairs ``activity`` does not hold are left out; a pair
     touched now is an explicit 0. Feeds the popularity model's trending decay.
     """
-    now = _utc_naive(now) or datetime.now(UTC).replace(tzinfo=None)
+    now = utc_naive(now or datetime.now(UTC))
     with _reading(conn_or_url) as conn:
         pairs = _stream(
             conn,

@@ -39,6 +39,8 @@ import pymysql
 import pymysql.cursors
 from scipy import stats
 
+from shared.stores.mariadb import utc_naive
+
 ALGORITHMS = ("als", "hybrid", "content", "popularity")
 RUNNING = "RUNNING"
 STOPPED = "STOPPED"
@@ -208,15 +210,6 @@ def _dict_cursor(conn: pymysql.connections.Connection) -> pymysql.cursors.DictCu
     return conn.cursor(pymysql.cursors.DictCursor)
 
 
-def _utc_naive(at: datetime | None) -> datetime:
-    # DATETIME columns hold UTC without a zone (the session time zone is UTC).
-    if at is None:
-        return datetime.now(UTC).replace(tzinfo=None)
-    if at.tzinfo is not None:
-        return at.astimezone(UTC).replace(tzinfo=None)
-    return at
-
-
 def create_experiment(
     conn: pymysql.connections.Connection,
     code: str,
@@ -239,7 +232,7 @@ def create_experiment(
         variants=tuple(variants),
         description=description,
     )
-    started_at = _utc_naive(None)
+    started_at = utc_naive(datetime.now(UTC))
     try:
         with _dict_cursor(conn) as cur:
             cur.execute(
@@ -379,7 +372,7 @@ def record_exposures(
         raise ValueError(f"webtoon ids shown to member {member_id} repeat: {ids}")
     if not ids:
         return variant
-    exposed_at = _utc_naive(at)
+    exposed_at = utc_naive(at or datetime.now(UTC))
     rows = [
         (experiment.id, variant.id, int(member_id), int(webtoon_id), rank, exposed_at)
         for rank, webtoon_id in enumerate(ids, start=1)

@@ -42,11 +42,11 @@ from recommender.activity import (
     INTERACTION_STATUSES,
     ConfidenceWeights,
     Connection,
-    _utc_naive,
     connection,
 )
 from shared.catalogue import identity_key, normalize_title
 from shared.domain import AgeRating, AuthorRole, DayOfWeek, GenreType, Platform, WebtoonStatus
+from shared.stores.mariadb import utc_naive
 
 # Status codes as activity.py packs them: 0 NONE, then INTERACTION_STATUSES from 1.
 NONE, WATCHING, FINISHED, DROPPED, PLANNED = (
@@ -731,7 +731,7 @@ def seed_members(
             style_boost >= 1):
         raise ValueError("days must be > 0, mean_interactions >= 1, taste_boost >= 1 and "
                          "style_boost >= 1")
-    now = _utc_naive(now) or datetime.now(UTC).replace(tzinfo=None)
+    now = utc_naive(now or datetime.now(UTC))
     summary = SeedSummary()
     with connection(conn_or_url) as conn, conn.cursor(pymysql.cursors.Cursor) as cur:
         catalogue = _read_catalogue(conn, seed, webtoon_ids, popularity_exponent,
@@ -812,7 +812,7 @@ def add_interaction(
         if isinstance(rating, bool) or not isinstance(rating, (int, float)) or not (
                 1.0 <= rating <= 5.0 and float(rating) * 2 == int(float(rating) * 2)):
             raise ValueError(f"rating must be 1.0-5.0 in steps of 0.5, got {rating!r}")
-    at = _utc_naive(at) or datetime.now(UTC).replace(tzinfo=None)
+    at = utc_naive(at or datetime.now(UTC))
     touches_interaction = (liked is not None or bookmarked is not None or status is not None
                            or viewed_episodes > 0)
     with connection(conn_or_url) as conn, conn.cursor(pymysql.cursors.Cursor) as cur:

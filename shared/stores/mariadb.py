@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import pymysql
@@ -95,6 +96,14 @@ def connect(
     """A connection to the URL's database (utf8mb4, session time zone UTC)."""
     target = parse_url(url)
     return _connect(target, target.database, autocommit, dict_cursor)
+
+
+def utc_naive(moment: datetime) -> datetime:
+    """``moment`` as the DATETIME columns hold it: UTC without a zone (every session runs
+    at time_zone '+00:00'). A naive moment is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def with_database(url: str, database: str) -> str:
