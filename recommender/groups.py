@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from recommender.serving import replace_rows
-from shared.stores.mariadb import connect
+from shared.stores.mariadb import connect, utc_naive
 
 GROUP_SIZE = 20
 GENRE_GROUP_SIZE = 10
@@ -94,7 +94,7 @@ def by_genre(conn, size: int = GENRE_GROUP_SIZE) -> dict[str, list[int]]:
 
 def build_groups(mariadb_url: str, for_you: Sequence[int],
                  now: datetime | None = None) -> list[Group]:
-    now = (now or datetime.now(UTC)).replace(tzinfo=None)
+    now = utc_naive(now or datetime.now(UTC))
     conn = connect(mariadb_url)
     try:
         groups = [

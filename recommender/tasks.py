@@ -22,7 +22,7 @@ from recommender.service import RecommendationService
 from recommender.serving import ModelNotFound
 from recommender.training import TrainingError, train_model
 from shared.config import load_config
-from shared.stores.mariadb import connect
+from shared.stores.mariadb import connect, utc_naive
 from shared.tasks.runner import TaskContext
 from shared.tasks.types import InvalidParams, RetryPolicy, TaskType, register_task
 
@@ -96,6 +96,15 @@ def recommendation_cache_update(ctx: TaskContext, schedule: str | None = None,
         service.close()
 
 
+def parse_since(text: str) -> datetime:
+    """An ISO date-time as the DATETIME columns compare it (naive UTC); one without an
+    offset is UTC."""
+    try:
+        return utc_naive(datetime.fromisoformat(text))
+    except (TypeError, ValueError):
+        raise InvalidParams(f"since={text!r} is not an ISO date-time") from None
+
+
 def _changed_members(mariadb_url: str, since: datetime) -> list[int]:
     conn = connect(mariadb_url)
     try:
@@ -118,11 +127,7 @@ def member_preference_update(ctx: TaskContext, member_ids: list[int] | None = No
     if member_ids is None:
         if not since:
             raise InvalidParams("MEMBER_PREFERENCE_UPDATE needs member_ids or since")
-        try:
-            moment = datetime.fromisoformat(since).replace(tzinfo=None)
-        except ValueError:
-            raise InvalidParams(f"since={since!r} is not an ISO date-time") from None
-        member_ids = _changed_members(config["mariadb_url"], moment)
+        member_ids = _changed_members(config["mariadb_url"], parse_since(since))
     if not isinstance(member_ids, list) or not all(
             isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in member_ids):
         raise InvalidParams("member_ids must be a list of positive integers")
