@@ -28,16 +28,13 @@ class CommandError(ValueError):
     """Bad arguments: printed, exit status 2."""
 
 
-def _params(text: str | None, command: str) -> dict[str, Any]:
-    if not text:
-        return {}
+def _params(text: str | None) -> dict[str, Any]:
+    from recommender.training import TrainingError, parse_json_object
+
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"--params is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise CommandError("--params must be a JSON object")
-    return value
+        return parse_json_object(text or "", "--params")
+    except TrainingError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _seed(args: argparse.Namespace, config) -> int:
@@ -59,7 +56,7 @@ def _train(args: argparse.Namespace, config) -> int:
     from recommender.training import TrainingError, train_model
 
     try:
-        result = train_model(config, {**_params(args.params, "train"), "serve": not args.no_serve},
+        result = train_model(config, {**_params(args.params), "serve": not args.no_serve},
                              progress=lambda p, m: print(f"[{p:5.1f}%] {m}", file=sys.stderr))
     except TrainingError as exc:
         print(f"toonpick recommender train: {exc}", file=sys.stderr)
@@ -130,7 +127,7 @@ def _evaluate(args: argparse.Namespace, config) -> int:
 
     try:
         cls = model_class(args.algorithm)
-        options = _params(args.params, "evaluate")
+        options = _params(args.params)
         if args.algorithm == "als":
             options = {"factors": args.factors, "iterations": args.iterations,
                        "regularization": args.regularization, "random_state": args.seed,
