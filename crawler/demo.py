@@ -10,8 +10,6 @@ exactly what the simulator serves.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -183,6 +181,7 @@ def scheduled_episode_update(config: Config, redis_url: str, simulator_url: str,
     from shared.tasks.repository import TaskRepository
     from shared.tasks.scheduler_process import tick_once
     from shared.tasks.schedules import schedules_from_setting
+    from shared.tasks.worker import run_burst_worker
 
     environ = {**os.environ, "REDIS_URL": redis_url, "TOONPICK_SCHEDULES": DEMO_SCHEDULES}
     tick_config = load_config(environ=environ)
@@ -211,11 +210,7 @@ def scheduled_episode_update(config: Config, redis_url: str, simulator_url: str,
           + ("" if fresh else " (claimed by an earlier run: a slot is enqueued once)"))
     worker_env = {**environ, **crawl_env(config, simulator_url, redis_url),
                   "TOONPICK_CRAWL_TODAY": platform_today}
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with (log_dir / "demo-worker.log").open("wb") as log:
-        subprocess.run([sys.executable, "-m", "shared.cli", "worker", "--burst"],
-                       env=worker_env, stdout=log, stderr=subprocess.STDOUT, timeout=1200,
-                       check=False)
+    run_burst_worker(worker_env, log_dir / "demo-worker.log", timeout=1200)
     repository = TaskRepository(config.mariadb_url)
     try:
         return repository.get(int(execution_id)).as_dict()

@@ -11,8 +11,6 @@ retraining) and a member who joined after training.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import unicodedata
 import uuid
@@ -127,19 +125,12 @@ def clear_model_versions(config: Config) -> int:
     return deleted
 
 
-def _run_worker(config: Config, redis_url: str, log_dir: Path) -> None:
-    env = {**os.environ, "REDIS_URL": redis_url}
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with (log_dir / "demo-recommender-worker.log").open("wb") as log:
-        subprocess.run([sys.executable, "-m", "shared.cli", "worker", "--burst"], env=env,
-                       stdout=log, stderr=subprocess.STDOUT, timeout=1800, check=False)
-
-
 def run_recommender_demo(redis_url: str, log_dir: Path, members: int = 2000,
                          seed: int = 7, fresh: bool = True) -> bool:
     from shared.tasks.repository import TaskRepository
     from shared.tasks.runner import enqueue_task
     from shared.tasks.types import import_task_modules, parse_module_list
+    from shared.tasks.worker import run_burst_worker
 
     config = load_config(environ={**os.environ, "REDIS_URL": redis_url})
     if fresh and config.profile != "prod":
@@ -159,7 +150,8 @@ def run_recommender_demo(redis_url: str, log_dir: Path, members: int = 2000,
     execution_id = enqueue_task(config.mariadb_url, redis_url, "RECOMMENDATION_UPDATE",
                                 {"train": True}, "api", force=True)
     started = time.monotonic()
-    _run_worker(config, redis_url, log_dir)
+    run_burst_worker({**os.environ, "REDIS_URL": redis_url},
+                     log_dir / "demo-recommender-worker.log", timeout=1800)
     repository = TaskRepository(config.mariadb_url)
     try:
         view = repository.get(execution_id).as_dict()

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from rq import Worker
@@ -107,6 +109,16 @@ def run_worker(
              ", ".join(imported) or "none")
     worker.reconcile()
     return worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=logging_level)
+
+
+def run_burst_worker(env: Mapping[str, str], log_path: Path, timeout: float) -> int:
+    """``toonpick worker --burst`` as a subprocess (its output to ``log_path``) that works
+    every queue until they are empty; returns its exit code."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        return subprocess.run([sys.executable, "-m", "shared.cli", "worker", "--burst"],
+                              env=dict(env), stdout=log, stderr=subprocess.STDOUT,
+                              timeout=timeout, check=False).returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:
