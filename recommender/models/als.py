@@ -670,18 +670,6 @@ class AlternatingLeastSquares(Recommender):
             )
         return user_ids
 
-    def recommend(
-        self,
-        user_ids: np.ndarray,
-        user_items: sp.csr_matrix,
-        n: int = 10,
-        filter_seen: bool = True,
-        batch_rows: int = BATCH_ROWS,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``n`` for fitted members; ``user_items`` rows align with ``user_ids``."""
-        self._fitted()
-        return super().recommend(user_ids, user_items, n, filter_seen, batch_rows)
-
     def recommend_history(
         self,
         history: sp.csr_matrix,

@@ -207,6 +207,7 @@ class Recommender(ABC):
         batch_rows: int = BATCH_ROWS,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` for fitted members; ``user_items`` rows align with ``user_ids``."""
+        self._check_fitted_items()
         user_ids = np.asarray(user_ids, dtype=np.int64).reshape(-1)
         user_items = as_csr(user_items, self.n_items)
         if user_items.shape[0] != len(user_ids):
@@ -223,8 +224,15 @@ class Recommender(ABC):
         batch_rows: int = BATCH_ROWS,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` from histories alone (one row per member), without a refit."""
+        self._check_fitted_items()
         history = as_csr(history, self.n_items)
         return self._ranked(None, history, n, filter_seen, batch_rows)
+
+    def _check_fitted_items(self) -> None:
+        # Before fit a model knows no webtoons: say so, rather than that the history's
+        # columns do not match a model of 0 webtoons.
+        if not self.n_items:
+            raise NotFittedError(f"{type(self).__name__} is not fitted")
 
     def _ranked(
         self,

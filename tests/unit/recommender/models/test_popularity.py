@@ -93,6 +93,8 @@ def test_bad_params_and_unfitted() -> None:
         PopularityModel(half_life_days=0)
     with pytest.raises(NotFittedError):
         PopularityModel().similar_items(np.array([0]))
+    with pytest.raises(NotFittedError):
+        PopularityModel().recommend(np.array([0]), ACTIVITY[:1])
 
 
 def test_similar_items_are_the_most_popular_others() -> None:
