@@ -36,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.activity import ActivityMatrix
-from recommender.models import MODEL_CLASSES, model_from_arrays
+from recommender.models import model_from_arrays
 from recommender.models.base import Recommender
 from shared.stores.mariadb import connect
 from shared.stores.redis import redis_client
@@ -316,9 +316,6 @@ class RecommendationCache:
             deleted += self.redis.delete(*batch)
         return deleted
 
-    def ttl_of(self, member_id: int) -> int:
-        return int(self.redis.ttl(self.key(member_id)))
-
     def close(self) -> None:
         self.redis.close()
 
@@ -412,7 +409,6 @@ def stored_top_n(mariadb_url: str, member_id: int) -> list[tuple[int, float, str
 
 
 __all__ = [
-    "MODEL_CLASSES",
     "ModelBundle",
     "ModelNotFound",
     "ModelStore",
