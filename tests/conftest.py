@@ -8,6 +8,7 @@ into a green run.
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from urllib.parse import urlsplit, urlunsplit
@@ -17,6 +18,7 @@ import pytest
 from shared.config import load_config
 
 TEST_CONFIG = load_config(profile="test", environ={})
+TEST_REDIS_DB = int(os.environ.get("TOONPICK_TEST_REDIS_DB", "15"))
 
 
 def _require(host: str, port: int, what: str) -> None:
@@ -42,11 +44,12 @@ def unique_name() -> str:
 
 @pytest.fixture
 def redis_url() -> str:
-    """A Redis database of its own for the test (db 15), flushed before and after."""
+    """A Redis database of its own for the test (db 15, or ``TOONPICK_TEST_REDIS_DB`` so
+    that two targeted test runs can share the machine), flushed before and after."""
     import redis
 
     _require("127.0.0.1", 6379, "Redis")
-    url = "redis://127.0.0.1:6379/15"
+    url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url
