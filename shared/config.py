@@ -96,9 +96,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crawl_flush_seconds", "TOONPICK_CRAWL_FLUSH_SECONDS", "0.5",
             "Longest time an item waits in a pipeline buffer before it is written.",
             kind=float),
-    Setting("crawl_pending_seconds", "TOONPICK_CRAWL_PENDING_SECONDS", "30",
-            "How long an episode waits for its title to reach the catalogue (another node "
-            "may still be writing it) before it is dropped as unknown_webtoon.", kind=float),
+    Setting("crawl_outage_seconds", "TOONPICK_CRAWL_OUTAGE_SECONDS", "120",
+            "How long a node keeps renewing its leases while a store keeps failing; past "
+            "it the leases expire so healthy nodes can take the work (the node's writes "
+            "are still retried, never dropped).", kind=float),
     Setting("crawl_idle_seconds", "TOONPICK_CRAWL_IDLE_SECONDS", "5",
             "Cluster mode: how long an idle node waits for work before the run is "
             "checked for done.", kind=float),

@@ -144,6 +144,7 @@ class QueueKeys:
     infos: str
     dead: str
     dead_infos: str
+    dead_reasons: str  # lease id -> why it was dead-lettered (max_reclaims, ...)
 
 
 class LeasedQueue:

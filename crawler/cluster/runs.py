@@ -41,7 +41,7 @@ class RunExistsError(ValueError):
 _RUN_KEY_NAMES = frozenset(
     {
         "meta", "start", "requests", "reclaimed", "leases", "payloads", "infos", "dead",
-        "dead_infos", "dupefilter", "stats", "nodes", "node_infos", "stop",
+        "dead_infos", "dead_reasons", "waiting", "dupefilter", "stats", "nodes", "node_infos", "stop",
     }
 )
 
@@ -71,6 +71,7 @@ class RunKeys:
             infos=self.infos,
             dead=self.dead,
             dead_infos=self.dead_infos,
+            dead_reasons=self.dead_reasons,
         )
 
 
