@@ -2,13 +2,26 @@
 
 A node is a plain OS process so it can be killed, and so N of them on one
 machine behave like N machines sharing one Redis. Used by the demo, the job
-system (a crawl task with no live spider nodes runs one here), tests and
-benchmarks.
+system (a crawl task with no live spider nodes runs one here), standby nodes,
+``toonpick crawl``, tests and benchmarks.
+
+A node dies with the process that started it: on Linux it is given a parent-death
+signal (``prctl(PR_SET_PDEATHSIG, SIGTERM)``), so when its parent is killed, even by
+SIGKILL, the node gets SIGTERM and closes the way Scrapy closes on SIGTERM (requests
+in flight finish, their items are stored, its leases go back to the run, reason
+``shutdown``). Without it, a node whose worker was killed kept crawling as an orphan
+while the retried task started another. The kernel sends the signal when the
+*thread* that forked the node exits, not only the process: start nodes from a
+thread that lives as long as their parent (every caller here uses its main thread;
+an RQ work horse runs the task body in its own main thread).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +34,11 @@ from shared.domain import CrawlMode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPIDERS = ("naver", "kakao", "kakaopage")
+# Where ``toonpick crawl`` keeps each node's output (gitignored).
+LOGS_DIR = REPO_ROOT / "logs"
+# What a node receives when its parent dies: SIGTERM is Scrapy's graceful shutdown.
+PARENT_DEATH_SIGNAL = signal.SIGTERM
+_PR_SET_PDEATHSIG = 1
 
 
 class LaunchError(ValueError):
@@ -83,6 +101,39 @@ class CrawlRequest:
         return cmd
 
 
+def _load_prctl() -> object | None:
+    """libc's prctl, resolved once in the parent (the child between fork and exec must
+    not load libraries: another thread may hold a lock the loader needs)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+    return libc.prctl
+
+
+_PRCTL = _load_prctl()
+
+
+def die_with_parent(parent_pid: int, signum: int = PARENT_DEATH_SIGNAL) -> None:
+    """In a freshly forked child: get ``signum`` when the parent dies. If it died before
+    this ran (the child was already reparented), the signal is raised at once."""
+    if _PRCTL is None:
+        return
+    _PRCTL(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signum)
+
+
+def spawn(command: Sequence[str], **popen: object) -> subprocess.Popen:
+    """``subprocess.Popen(command, **popen)`` for a process that must not outlive this one
+    (see the module doc). Call it from a thread that lives as long as the process."""
+    parent_pid = os.getpid()
+    return subprocess.Popen(list(command), preexec_fn=lambda: die_with_parent(parent_pid),
+                            **popen)  # type: ignore[call-overload]
+
+
 def start_nodes(
     request: CrawlRequest,
     nodes: int = 1,
@@ -105,7 +156,7 @@ def start_nodes(
             log_dir.mkdir(parents=True, exist_ok=True)
             log_path = log_dir / f"{request.spider}-{request.run_id}-{index}.log"
             out = log_path.open("wb")
-        process = subprocess.Popen(
+        process = spawn(
             request.command(settings), cwd=REPO_ROOT, env=full_env,
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )

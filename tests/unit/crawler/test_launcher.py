@@ -1,6 +1,13 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
-from crawler.launcher import CrawlRequest, LaunchError, start_nodes
+from crawler.launcher import REPO_ROOT, CrawlRequest, LaunchError, spawn, start_nodes
 
 
 def test_command_carries_mode_run_and_settings():
@@ -36,3 +43,74 @@ def test_several_nodes_need_redis():
     with pytest.raises(LaunchError, match="at least 1"):
         start_nodes(CrawlRequest("naver"), nodes=0)
 
+
+
+# A worker-like tree: the top process forks a "work horse" (as RQ does: os.fork, then a
+# process group of its own), and the horse spawns the node from its main thread.
+_TREE = r"""
+import os, sys, time
+from crawler.launcher import spawn
+node = r'''
+import signal, sys, time
+def closing(*_):
+    open(sys.argv[1], "w").write("SIGTERM")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, closing)
+print("ready", flush=True)
+time.sleep(60)
+'''
+if os.fork() == 0:
+    os.setpgrp()
+    child = spawn([sys.executable, "-c", node, sys.argv[1]], stdout=open(sys.argv[2], "w"))
+    print(os.getpid(), child.pid, flush=True)
+    time.sleep(60)
+    os._exit(0)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def _wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_node_spawned_by_a_forked_work_horse_gets_sigterm_when_the_tree_is_killed(tmp_path):
+    marker, ready = tmp_path / "signalled", tmp_path / "ready"
+    top = subprocess.Popen([sys.executable, "-c", _TREE, str(marker), str(ready)],
+                           cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        horse_pid, node_pid = map(int, top.stdout.readline().split())
+        assert _wait_until(lambda: ready.exists() and ready.read_text().strip() == "ready", 10)
+        assert _alive(node_pid)
+        # SIGKILL: nothing in the parent can forward anything; only the kernel signals.
+        os.kill(top.pid, signal.SIGKILL)
+        os.kill(horse_pid, signal.SIGKILL)
+        assert _wait_until(lambda: not _alive(node_pid), 10), "the node outlived its parent"
+        assert marker.read_text() == "SIGTERM"  # a graceful close, not a kill
+    finally:
+        top.kill()
+        top.wait()
+        top.stdout.close()
+
+
+def test_spawn_from_a_live_parent_leaves_the_child_running(tmp_path):
+    child = spawn([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        time.sleep(0.5)
+        assert child.poll() is None
+    finally:
+        child.kill()
+        child.wait()
