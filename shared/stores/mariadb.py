@@ -5,12 +5,24 @@ plain), ``required`` or ``disabled``. PyMySQL builds a fresh TLS context for eve
 preferred connection, about 25 ms of CPU even when the server has no TLS, so the local
 dev/test URLs say ``ssl=disabled``.
 
+``?connect_timeout=``, ``?read_timeout=`` and ``?write_timeout=`` (seconds) bound every
+network wait, so a server that accepts a connection but never answers (a stalled
+proxy, a hung primary) raises ``OperationalError`` instead of hanging the process:
+PyMySQL waits forever on a read without them. The defaults (``TIMEOUTS``): 10 s to
+connect (a reachable server answers in milliseconds; a SYN lost to a restarting host
+is retried by the kernel within that); 60 s per read or write, which is a bound on one
+socket wait, not on a query: a result set streams in many reads, so only a statement
+that keeps the server silent for a minute (none of ours: the catalogue's 500-row
+batches take well under a second, and a lease lives 60 s) trips it. A job with a
+longer statement says so in its URL.
+
 The database in the path is the one a connection uses; ``create_database`` and
 ``drop_database`` act on it through a connection without a default database.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +32,9 @@ import pymysql
 import pymysql.cursors
 
 DEFAULT_PORT = 3306
+# Seconds; see the module's doc for why these numbers. Each can be overridden in the URL.
+TIMEOUTS: dict[str, float] = {"connect_timeout": 10.0, "read_timeout": 60.0,
+                              "write_timeout": 60.0}
 _DATABASE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
@@ -37,6 +52,9 @@ class MariaDBURL:
     charset: str = "utf8mb4"
     unix_socket: str | None = None
     ssl: str = "preferred"
+    connect_timeout: float = TIMEOUTS["connect_timeout"]
+    read_timeout: float = TIMEOUTS["read_timeout"]
+    write_timeout: float = TIMEOUTS["write_timeout"]
 
 
 SSL_MODES = ("preferred", "required", "disabled")
@@ -46,17 +64,18 @@ def parse_url(url: str) -> MariaDBURL:
     """Split a ``mysql://`` (or ``mariadb://``) URL; a database name is required."""
     parts = urlsplit(url)
     if parts.scheme not in ("mysql", "mariadb", "mysql+pymysql"):
-        raise MariaDBURLError(f"{url!r}: expected a mysql:// URL")
+        raise MariaDBURLError(f"{_redacted(url)!r}: expected a mysql:// URL")
     database = unquote(parts.path.lstrip("/"))
     if not database:
-        raise MariaDBURLError(f"{url!r}: the URL names no database")
+        raise MariaDBURLError(f"{_redacted(url)!r}: the URL names no database")
     if not _DATABASE_NAME.match(database):
         # The name is spliced into CREATE/DROP DATABASE, which take no parameters.
-        raise MariaDBURLError(f"{url!r}: database name must be letters, digits or _")
+        raise MariaDBURLError(f"{_redacted(url)!r}: database name must be letters, digits or _")
     query = parse_qs(parts.query)
     ssl_mode = query.get("ssl", ["preferred"])[0]
     if ssl_mode not in SSL_MODES:
-        raise MariaDBURLError(f"{url!r}: ssl must be one of {', '.join(SSL_MODES)}")
+        raise MariaDBURLError(f"{_redacted(url)!r}: ssl must be one of {', '.join(SSL_MODES)}")
+    timeouts = {name: _timeout(url, query, name, default) for name, default in TIMEOUTS.items()}
     return MariaDBURL(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or DEFAULT_PORT,
@@ -66,7 +85,32 @@ def parse_url(url: str) -> MariaDBURL:
         charset=query.get("charset", ["utf8mb4"])[0],
         unix_socket=query.get("unix_socket", [None])[0],
         ssl=ssl_mode,
+        **timeouts,
     )
+
+
+def _timeout(url: str, query: dict[str, list[str]], name: str, default: float) -> float:
+    raw = query.get(name, [None])[0]
+    if raw is None:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not (seconds > 0 and math.isfinite(seconds)):
+        # 0 means "wait forever" to PyMySQL: exactly the hang these options exist to prevent.
+        raise MariaDBURLError(f"{_redacted(url)!r}: {name} must be a number of seconds > 0, "
+                              f"got {raw!r}")
+    return seconds
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _connect(
@@ -82,7 +126,9 @@ def _connect(
         unix_socket=target.unix_socket,
         autocommit=autocommit,
         cursorclass=pymysql.cursors.DictCursor if dict_cursor else pymysql.cursors.Cursor,
-        connect_timeout=10,
+        connect_timeout=target.connect_timeout,
+        read_timeout=target.read_timeout,
+        write_timeout=target.write_timeout,
         init_command="SET time_zone = '+00:00'",
         ssl_disabled=target.ssl == "disabled",
         # A non-empty dict makes TLS required (an empty one would mean "preferred").

@@ -1,7 +1,8 @@
 """S3 clients and buckets; an endpoint URL selects moto_server in dev/test.
 
 Buckets are named in ``s3://bucket/prefix/`` store URIs, as Scrapy's
-ImagesPipeline takes them.
+ImagesPipeline takes them. Clients come from ``shared.stores.aws`` and carry its
+timeouts and retry mode (``client_config()``, why the numbers is said there).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from shared.stores.aws import aws_client, aws_client_from_config
@@ -19,9 +21,10 @@ def s3_client(
     access_key: str | None = None,
     secret_key: str | None = None,
     region: str | None = None,
+    config: Config | None = None,
 ) -> Any:
     """A boto3 S3 client; empty values mean boto3's own defaults (real AWS)."""
-    return aws_client("s3", endpoint_url, access_key, secret_key, region)
+    return aws_client("s3", endpoint_url, access_key, secret_key, region, config)
 
 
 def s3_client_from_config(config: Mapping[str, Any]) -> Any:
@@ -29,13 +32,16 @@ def s3_client_from_config(config: Mapping[str, Any]) -> Any:
     return aws_client_from_config("s3", config)
 
 
-def s3_client_from_settings(settings: Mapping[str, Any]) -> Any:
+def s3_client_from_settings(
+    settings: Mapping[str, Any], client_config: Config | None = None
+) -> Any:
     """A client from Scrapy-style ``AWS_*`` settings (or any mapping with those keys)."""
     return s3_client(
         endpoint_url=settings.get("AWS_ENDPOINT_URL"),
         access_key=settings.get("AWS_ACCESS_KEY_ID"),
         secret_key=settings.get("AWS_SECRET_ACCESS_KEY"),
         region=settings.get("AWS_REGION_NAME") or settings.get("AWS_REGION"),
+        config=client_config,
     )
 
 

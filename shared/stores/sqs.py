@@ -2,6 +2,8 @@
 
 Queues are named in settings either by name (resolved with GetQueueUrl, so the same
 name works on moto and on AWS) or by their full URL (used as is).
+Clients carry ``shared.stores.aws.client_config()``, whose 30 s read timeout outlasts the
+longest long poll (20 s).
 """
 
 from __future__ import annotations
