@@ -15,6 +15,8 @@ _config = load_config()
 BOT_NAME = "toonpick"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
+# Our `crawl` command exits non-zero unless the spider closed "finished" or "stopped".
+COMMANDS_MODULE = "crawler.commands"
 
 # The stores and platforms, one URL each (see shared/config.py for meanings).
 TOONPICK_PROFILE = _config.profile
