@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="episodes each title starts with (give or take two)")
     parser.add_argument("--malformed", type=_non_negative, default=0,
                         help="broken titles (and broken episodes) per platform")
+    parser.add_argument("--oversized", type=_non_negative, default=0,
+                        help="titles per platform with a synopsis, an author name and an "
+                             "episode subtitle longer than the catalogue's columns")
     parser.add_argument("--throttle-every", type=_non_negative, default=0,
                         help="refuse every Nth API request with 429/503 (0: never)")
     parser.add_argument("--start-date", type=_day, default=date(2026, 11, 2),
@@ -71,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         episodes=args.episodes,
         start_date=args.start_date,
         malformed=args.malformed,
+        oversized=args.oversized,
     )
     server = SimulatorServer(
         catalogue,

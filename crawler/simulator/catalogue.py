@@ -16,6 +16,18 @@ ongoing→hiatus, hiatus→ongoing; a few titles, chosen from a generator seeded
 with the catalogue seed and the date), then releases the day's episodes.
 Everything derives from ``random.Random`` instances seeded from ``seed``, so two
 catalogues built with the same arguments and advanced the same way are equal.
+
+Two options make some titles hostile, each ``K`` titles per platform, chosen
+from titles published on one platform where there are enough of them:
+
+- ``malformed=K``: broken payloads (not JSON, a missing title, wrong types) and
+  ``K`` broken episodes; ``expected()`` leaves them out and lists them apart.
+- ``oversized=K``: valid but longer than the catalogue's columns: a synopsis of
+  ``OVERSIZED_SYNOPSIS_BYTES``, an author name of ``OVERSIZED_AUTHOR_CHARS`` and
+  one episode whose subtitle starts with ``OVERSIZED_SUBTITLE_CHARS`` characters.
+  They are expected in the stores like any title (listed again under
+  ``expected()["oversized"]``); their long values as served, a store may hold
+  them cut to its columns.
 """
 
 from __future__ import annotations
@@ -70,6 +82,12 @@ _KAKAOPAGE_IDS = 50_000_000
 
 _DAY_PICK = list(DayOfWeek)
 
+# oversized=K: what "longer than the columns" means (webtoon.summary was TEXT, 65,535
+# bytes; author.name is VARCHAR(255), webtoon_episode.title VARCHAR(512)).
+OVERSIZED_SYNOPSIS_BYTES = 500_000
+OVERSIZED_AUTHOR_CHARS = 300
+OVERSIZED_SUBTITLE_CHARS = 2_000
+
 
 @dataclass
 class Author:
@@ -86,6 +104,8 @@ class Episode:
     released: date
     # None, or how the platform payload breaks this entry: "missing_no" | "bad_no"
     malformed: str | None = None
+    # Text the platforms put before the episode's usual subtitle (oversized=K).
+    subtitle_prefix: str = ""
 
 
 @dataclass
@@ -112,11 +132,17 @@ class Title:
     slash_join: str  # how Naver joins several author names: " / " or "/"
     daily_plus: bool = False  # Naver only: no weekday, listed under dailyPlus
     malformed: str | None = None  # "not_json" | "missing_title" | "wrong_type"
+    oversized: bool = False  # synopsis, an author name and an episode subtitle too long
     episodes: list[Episode] = field(default_factory=list)
 
     @property
     def numeric_id(self) -> int:
         return int(self.external_id)
+
+    @property
+    def catchphrase(self) -> str:
+        """The synopsis' first two lines: what list cards show."""
+        return "\n".join(self.synopsis.split("\n")[:2])
 
     @property
     def served_days(self) -> list[DayOfWeek]:
@@ -163,12 +189,14 @@ class Catalogue:
         episodes: int = 12,
         start_date: date = date(2026, 11, 2),
         malformed: int = 0,
+        oversized: int = 0,
     ) -> None:
-        if titles < 0 or episodes < 1 or malformed < 0:
-            raise ValueError("titles and malformed must be >= 0, episodes >= 1")
+        if titles < 0 or episodes < 1 or malformed < 0 or oversized < 0:
+            raise ValueError("titles, malformed and oversized must be >= 0, episodes >= 1")
         self.seed = seed
         self.episodes_per_title = episodes
         self.malformed_per_platform = malformed
+        self.oversized_per_platform = oversized
         self.today = start_date
         self.version = 0  # bumped on every change, so renderers can cache per version
         self._titles: dict[Platform, list[Title]] = {p: [] for p in PLATFORMS}
@@ -193,15 +221,19 @@ class Catalogue:
         platforms: dict[str, dict[str, Any]] = {}
         bad_titles: dict[str, list[str]] = {}
         bad_episodes: dict[str, dict[str, list[list[int]]]] = {}
+        long_fields: dict[str, dict[str, Any]] = {}
         webtoons: set[tuple[str, frozenset[str]]] = set()
         for platform in PLATFORMS:
             good: dict[str, Any] = {}
             bad_titles[platform.value] = []
             bad_episodes[platform.value] = {}
+            long_fields[platform.value] = {}
             for t in sorted(self._titles[platform], key=lambda t: t.numeric_id):
                 if t.malformed:
                     bad_titles[platform.value].append(t.external_id)
                     continue
+                if t.oversized:
+                    long_fields[platform.value][t.external_id] = _long_fields(t)
                 names = _unique_names(t.authors)
                 webtoons.add((t.name, frozenset(names)))
                 kept = [(i, e) for i, e in enumerate(t.episodes) if not e.malformed]
@@ -226,6 +258,7 @@ class Catalogue:
             "platforms": platforms,
             "webtoons": len(webtoons),
             "malformed": {"titles": bad_titles, "episodes": bad_episodes},
+            "oversized": long_fields,
         }
 
     # ---- the clock -----------------------------------------------------------------
@@ -312,6 +345,8 @@ class Catalogue:
         for platform in PLATFORMS:
             self._titles[platform].sort(key=lambda t: (-t.view_count, t.numeric_id))
         self._break_some(rng)
+        # Its own generator: asking for long fields changes nothing else in the catalogue.
+        self._oversize_some(random.Random(f"{self.seed}:oversized"))
 
     def _title_name(self, rng: random.Random, used: set[str]) -> str:
         for _ in range(40):
@@ -457,6 +492,66 @@ class Catalogue:
                     candidates = [e for e in t.episodes if not e.malformed]
                 if candidates:
                     rng.choice(candidates).malformed = ("missing_no", "bad_no")[i % 2]
+
+
+    def _oversize_some(self, rng: random.Random) -> None:
+        k = self.oversized_per_platform
+        if not k:
+            return
+        copies = Counter(t.webtoon_key for t in self.all_titles())
+        for platform in PLATFORMS:
+            titles = sorted((t for t in self._titles[platform] if not t.malformed),
+                            key=lambda t: t.numeric_id)
+            single = [t for t in titles if copies[t.webtoon_key] == 1]
+            pool = single if len(single) >= k else titles
+            for t in rng.sample(pool, min(k, len(pool))):
+                t.oversized = True
+                t.synopsis = _long_text(rng, OVERSIZED_SYNOPSIS_BYTES, t.synopsis, lines=True)
+                # A new Author: the old one may be another title's too (authors are shared
+                # by a webtoon's platform copies, which then show the long name alike).
+                name = _long_text(rng, OVERSIZED_AUTHOR_CHARS, f"{t.external_id} {t.name}",
+                                  exact=True)
+                artist_id = self._artist_ids.setdefault(
+                    name, 100_000 + 37 * len(self._artist_ids))
+                t.authors[0] = Author(name=name, role=t.authors[0].role, artist_id=artist_id)
+                episodes = [e for e in t.episodes if not e.malformed]
+                if episodes:
+                    episode = rng.choice(episodes)
+                    episode.subtitle_prefix = _long_text(
+                        rng, OVERSIZED_SUBTITLE_CHARS, t.name, exact=True) + " "
+
+
+def _long_text(rng: random.Random, size: int, start: str, *, lines: bool = False,
+               exact: bool = False) -> str:
+    """Korean words after ``start``, single-spaced: ``size`` characters when ``exact``,
+    else at least ``size`` UTF-8 bytes (``lines``: a line break every dozen words).
+
+    No "/", "," or "&": KakaoPage and Naver split author names on them.
+    """
+    words = [start]
+    length = len(start.encode("utf-8")) if not exact else len(start)
+    while length < size:
+        word = rng.choice(_PREFIXES + _MIDDLES + _NOUNS)
+        separator = "\n" if lines and len(words) % 12 == 0 else " "
+        words.append(separator + word)
+        length += len((separator + word).encode("utf-8")) if not exact else len(separator + word)
+    text = "".join(words)
+    if exact:
+        text = text[:size]
+        # A cut right after a space would end the text in whitespace, which cleaning strips.
+        if text.endswith(" "):
+            text = text[:-1] + "끝"
+    return text
+
+
+def _long_fields(title: Title) -> dict[str, Any]:
+    """What ``expected()`` says about an oversized title's long values, as served."""
+    long_episode = next((e for e in title.episodes if e.subtitle_prefix), None)
+    return {
+        "synopsis_bytes": len(title.synopsis.encode("utf-8")),
+        "author": next(a.name for a in title.authors if len(a.name) >= OVERSIZED_AUTHOR_CHARS),
+        "episode": [long_episode.season, long_episode.no] if long_episode else None,
+    }
 
 
 def _unique_names(authors: list[Author]) -> list[str]:

@@ -19,6 +19,10 @@ older episodes of pay titles).
 
 Image URLs carry no extension; the server answers them bare and with
 ``.png`` / ``.jpg`` / ``.webp`` appended.
+
+``catchphraseTwoLines`` (cards and decorator) is the synopsis' first two lines.
+An oversized title (catalogue ``oversized=K``) serves its long synopsis and author
+name as they are, and one episode's ``title`` is its long prefix and ``"<n>화"``.
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ def _card(cat: Catalogue, base: str, title: Title) -> dict[str, Any]:
             "seoId": seo_id(title),
             "title": title.name,
             "adult": title.age == AgeRating.ADULT,
-            "catchphraseTwoLines": title.synopsis,
+            "catchphraseTwoLines": title.catchphrase,
             "badges": _badges(cat, title),
             "authors": authors(title),
             "featuredCharacterImageA": image_url(base, title, "character"),
@@ -144,7 +148,7 @@ def decorator(cat: Catalogue, base: str, content_id: str) -> tuple[int, Any]:
         "seoId": seo_id(title),
         "genre": title.genre,
         "synopsis": title.synopsis,
-        "catchphraseTwoLines": title.synopsis,
+        "catchphraseTwoLines": title.catchphrase,
         "sharingThumbnailImage": image_url(base, title, "sharing"),
         "featuredCharacterImageA": image_url(base, title, "character"),
         "backgroundImage": image_url(base, title, "background"),
@@ -172,6 +176,7 @@ def _episode(title: Title, base: str, index: int) -> dict[str, Any]:
     number: int | str = str(episode.no) if title.string_no else episode.no
     season: int | str = str(episode.season) if title.string_no else episode.season
     name = f"{episode.no}화" if episode.season == 1 else f"시즌{episode.season} {episode.no}화"
+    name = episode.subtitle_prefix + name
     entry: dict[str, Any] = {
         "id": episode_id,
         "contentId": title.numeric_id,

@@ -138,6 +138,10 @@ A broken episode has a ``single.title`` (and ``row1``) with no ``"<n>화"`` numb
 (e.g. ``"달빛 검객 특별편"``) or a ``single`` without ``productId``; the rest of
 its page is fine. Image URLs carry no extension; the simulator serves them
 bare and with ``.png`` / ``.jpg`` / ``.webp`` appended.
+
+Long fields (catalogue ``oversized=K``): an oversized title's ``description`` and
+one author name in ``authors`` are served whole, and one episode's
+``single.title`` / ``row1`` is a long prefix, then ``"<title> <n>화"`` as usual.
 """
 
 from __future__ import annotations
@@ -344,7 +348,8 @@ def _product(cat: Catalogue, base: str, title: Title, index: int) -> dict[str, A
     episode = title.episodes[index]
     pricing = title.pricing(index)
     product_id = title.numeric_id * 100_000 + episode.seq
-    label = f"{title.name} {episode.no}화"
+    # The number stays last: KakaoPage has no number field, clients read the "<n>화".
+    label = f"{episode.subtitle_prefix}{title.name} {episode.no}화"
     if episode.malformed == "bad_no":
         label = f"{title.name} 특별편"
     thumb = f"{base}/kakaopage/download/resource/{title.external_id}/{episode.seq}/thumbnail"

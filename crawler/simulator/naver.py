@@ -8,7 +8,9 @@ Episodes: ``articleList`` holds the free episodes, 20 a page in the asked order;
 ``chargeFolderArticleList`` holds the paid previews (the newest 1-3 episodes of
 some ongoing titles), on page 1 only; ``totalCount`` / ``pageInfo`` count the
 free ones. A page past the end answers the last page again, as Naver does.
-Titles flagged ``string_no`` serve ``no`` as a string.
+Titles flagged ``string_no`` serve ``no`` as a string. An oversized title
+(catalogue ``oversized=K``) serves its long synopsis and author name as they are,
+and one episode's ``subtitle`` is its long prefix followed by ``"<n>화"``.
 
 Every function returns ``(http status, payload)``; a ``str`` payload is sent as
 an HTML body (the "not JSON" fault).
@@ -187,7 +189,7 @@ def _article(cat: Catalogue, base: str, title: Title, index: int) -> dict[str, A
     episode = title.episodes[index]
     entry: dict[str, Any] = {
         "no": _no(title, episode),
-        "subtitle": f"{episode.no}화",
+        "subtitle": f"{episode.subtitle_prefix}{episode.no}화",
         "thumbnailUrl": _episode_thumbnail(base, title, episode),
         "starScore": round(min(9.99, title.star_score + (episode.seq % 5) * 0.01), 2),
         "serviceDateDescription": episode.released.strftime("%y.%m.%d"),

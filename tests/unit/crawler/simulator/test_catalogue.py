@@ -5,7 +5,12 @@ from datetime import date, timedelta
 
 import pytest
 
-from crawler.simulator.catalogue import Catalogue
+from crawler.simulator.catalogue import (
+    OVERSIZED_AUTHOR_CHARS,
+    OVERSIZED_SUBTITLE_CHARS,
+    OVERSIZED_SYNOPSIS_BYTES,
+    Catalogue,
+)
 from shared.domain import DayOfWeek, Platform, WebtoonStatus
 
 
@@ -149,7 +154,54 @@ def test_malformed_titles_and_episodes_are_left_out_of_expected() -> None:
     assert expected["webtoons"] == good["webtoons"] - 9
 
 
-@pytest.mark.parametrize("kwargs", [{"titles": -1}, {"episodes": 0}, {"malformed": -2}])
+def test_oversized_titles_are_expected_whole_and_listed_with_their_long_fields() -> None:
+    cat = Catalogue(seed=9, titles=60, episodes=4, malformed=2, oversized=2)
+    expected = cat.expected()
+    for platform in ("NAVER", "KAKAO", "KAKAOPAGE"):
+        listed = expected["oversized"][platform]
+        assert len(listed) == 2
+        for title_id, fields in listed.items():
+            title = cat.title(platform, title_id)
+            assert title.oversized and not title.malformed
+            # Still a title (and episodes) the stores must end with.
+            entry = expected["platforms"][platform][title_id]
+            assert fields["synopsis_bytes"] >= OVERSIZED_SYNOPSIS_BYTES
+            assert len(title.synopsis.encode("utf-8")) == fields["synopsis_bytes"]
+            assert len(fields["author"]) == OVERSIZED_AUTHOR_CHARS
+            assert fields["author"] in entry["authors"]
+            assert fields["episode"] in entry["episodes"]
+            long_episodes = [e for e in title.episodes if e.subtitle_prefix]
+            assert len(long_episodes) == 1 and not long_episodes[0].malformed
+            assert len(long_episodes[0].subtitle_prefix) == OVERSIZED_SUBTITLE_CHARS + 1
+            # Text a platform would send: single spaces, no name separators.
+            assert fields["author"] == " ".join(fields["author"].split())
+            assert not set(",/&") & set(fields["author"] + long_episodes[0].subtitle_prefix)
+            assert "\n" in title.synopsis and "  " not in title.synopsis
+    # The same titles and episodes as without the option, malformed ones included.
+    plain = Catalogue(seed=9, titles=60, episodes=4, malformed=2).expected()
+    for platform in ("NAVER", "KAKAO", "KAKAOPAGE"):
+        assert expected["platforms"][platform].keys() == plain["platforms"][platform].keys()
+        for title_id, entry in plain["platforms"][platform].items():
+            assert expected["platforms"][platform][title_id]["episodes"] == entry["episodes"]
+    assert expected["malformed"] == plain["malformed"]
+    assert expected["webtoons"] == plain["webtoons"]
+    assert plain["oversized"] == {"NAVER": {}, "KAKAO": {}, "KAKAOPAGE": {}}
+    again = Catalogue(seed=9, titles=60, episodes=4, malformed=2, oversized=2)
+    assert again.expected() == expected
+
+
+def test_the_card_catchphrase_is_the_synopsis_first_two_lines() -> None:
+    cat = Catalogue(seed=9, titles=30, oversized=1)
+    for title in cat.all_titles():
+        if title.oversized:
+            assert title.catchphrase == "\n".join(title.synopsis.split("\n")[:2])
+            assert len(title.catchphrase) < 500
+        else:
+            assert title.catchphrase == title.synopsis
+
+
+@pytest.mark.parametrize("kwargs", [{"titles": -1}, {"episodes": 0}, {"malformed": -2},
+                                    {"oversized": -1}])
 def test_bad_arguments_are_refused(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         Catalogue(**kwargs)

@@ -10,7 +10,8 @@ from .conftest import fetch
 def test_cli_serves_until_sigterm() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "crawler.simulator", "--port", "0", "--seed", "5",
-         "--titles", "40", "--episodes", "6", "--malformed", "1", "--throttle-every", "0",
+         "--titles", "40", "--episodes", "6", "--malformed", "1", "--oversized", "1",
+         "--throttle-every", "0",
          "--start-date", "2026-12-07"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -24,6 +25,7 @@ def test_cli_serves_until_sigterm() -> None:
         assert fetch(f"{url}/_sim/clock").json() == {"today": "2026-12-07"}
         expected = fetch(f"{url}/_sim/expected").json()
         assert sum(len(v) for v in expected["platforms"].values()) == 40 - 3
+        assert [len(v) for v in expected["oversized"].values()] == [1, 1, 1]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:
@@ -36,7 +38,7 @@ def test_cli_serves_until_sigterm() -> None:
 
 def test_cli_rejects_bad_arguments() -> None:
     for args in (["--titles", "-3"], ["--start-date", "2026-13-40"], ["--port", "70000"],
-                 ["--episodes", "many"]):
+                 ["--episodes", "many"], ["--oversized", "-1"]):
         result = subprocess.run(
             [sys.executable, "-m", "crawler.simulator", *args],
             capture_output=True, text=True, timeout=30,
