@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 # request.meta key holding the lease id of the request being processed.
 LEASE_META = "toonpick_lease"
+# request.meta key of a yielded request: the lease of the response that yielded it.
+PARENT_META = "toonpick_parent_lease"
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000 "
 
@@ -84,7 +86,7 @@ end
 return renewed
 """
 
-# KEYS: leases, payloads, infos, reclaimed, dead payloads, dead infos
+# KEYS: leases, payloads, infos, reclaimed, dead payloads, dead infos, dead reasons
 # ARGV: max reclaims, limit, mode ('expired' | 'release'), ids... (release only)
 _RECLAIM = _NOW + """
 local ids
@@ -105,6 +107,7 @@ for _, id in ipairs(ids) do
     if reclaims > tonumber(ARGV[1]) then
       redis.call('HSET', KEYS[5], id, redis.call('HGET', KEYS[2], id))
       redis.call('HSET', KEYS[6], id, info)
+      redis.call('HSET', KEYS[7], id, 'max_reclaims')
       redis.call('HDEL', KEYS[2], id)
       redis.call('HDEL', KEYS[3], id)
       dead = dead + 1
@@ -116,6 +119,47 @@ for _, id in ipairs(ids) do
   end
 end
 return {back, dead}
+"""
+
+# Dead-letter leases still held, with a reason (work that cannot be finished in this run).
+# KEYS: leases, payloads, infos, dead payloads, dead infos, dead reasons; ARGV: reason, ids...
+_BURY = """
+local buried = 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  if redis.call('ZREM', KEYS[1], id) == 1 then
+    redis.call('HSET', KEYS[4], id, redis.call('HGET', KEYS[2], id))
+    redis.call('HSET', KEYS[5], id, redis.call('HGET', KEYS[3], id))
+    redis.call('HSET', KEYS[6], id, ARGV[1])
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
+    buried = buried + 1
+  end
+end
+return buried
+"""
+
+# Record which of this node's leases only wait on other work (``waiting``), then say
+# whether the whole run is nothing but such leases: no queued work and every lease
+# (expired ones included: a dead node's work comes back) waiting.
+# KEYS: requests, start, reclaimed, leases, waiting, dead
+# ARGV: number of ids to add, ids to add..., ids to remove...
+# Returns {quiescent (0|1), dead letters}.
+_QUIESCENT = """
+local n = tonumber(ARGV[1])
+for i = 2, n + 1 do redis.call('SADD', KEYS[5], ARGV[i]) end
+for i = n + 2, #ARGV do redis.call('SREM', KEYS[5], ARGV[i]) end
+local dead = redis.call('HLEN', KEYS[6])
+if redis.call('ZCARD', KEYS[1]) + redis.call('LLEN', KEYS[2])
+    + redis.call('LLEN', KEYS[3]) > 0 then
+  return {0, dead}
+end
+local leases = redis.call('ZRANGE', KEYS[4], 0, -1)
+if #leases == 0 then return {0, dead} end
+for _, id in ipairs(leases) do
+  if redis.call('SISMEMBER', KEYS[5], id) == 0 then return {0, dead} end
+end
+return {1, dead}
 """
 
 
@@ -145,6 +189,7 @@ class QueueKeys:
     dead: str
     dead_infos: str
     dead_reasons: str  # lease id -> why it was dead-lettered (max_reclaims, ...)
+    waiting: str  # lease ids whose items only wait on other work (see ``quiescent``)
 
 
 class LeasedQueue:
@@ -166,6 +211,8 @@ class LeasedQueue:
         self._pop = server.register_script(_POP)
         self._renew = server.register_script(_RENEW)
         self._reclaim = server.register_script(_RECLAIM)
+        self._bury = server.register_script(_BURY)
+        self._quiescent = server.register_script(_QUIESCENT)
 
     def push(self, payload: bytes, priority: int = 0) -> None:
         # Lower score pops first, as scrapy-redis' PriorityQueue.
@@ -218,10 +265,28 @@ class LeasedQueue:
     def _run_reclaim(self, mode: str, limit: int, ids: list[str]) -> tuple[int, int]:
         k = self.keys
         back, dead = self._reclaim(
-            keys=[k.leases, k.payloads, k.infos, k.reclaimed, k.dead, k.dead_infos],
+            keys=[k.leases, k.payloads, k.infos, k.reclaimed, k.dead, k.dead_infos,
+                  k.dead_reasons],
             args=[self.max_reclaims, limit, mode, *ids],
         )
         return int(back), int(dead)
+
+    def bury(self, lease_ids: list[str], reason: str) -> int:
+        """Dead-letter leases this node holds, with ``reason``; returns how many."""
+        if not lease_ids:
+            return 0
+        k = self.keys
+        return int(self._bury(
+            keys=[k.leases, k.payloads, k.infos, k.dead, k.dead_infos, k.dead_reasons],
+            args=[reason, *lease_ids]))
+
+    def quiescent(self, waiting: list[str], not_waiting: list[str] = ()) -> tuple[bool, int]:
+        """Record ``waiting`` leases; (whether the run holds nothing else, dead letters)."""
+        k = self.keys
+        flag, dead = self._quiescent(
+            keys=[k.requests, k.start, k.reclaimed, k.leases, k.waiting, k.dead],
+            args=[len(waiting), *waiting, *not_waiting])
+        return bool(flag), int(dead)
 
     def pending(self) -> int:
         """Work not yet handed out (queued, start entries, reclaimed)."""
@@ -241,7 +306,9 @@ class LeasedQueue:
 
 @dataclass
 class _Held:
-    items: int = 0
+    items: int = 0  # items yielded and not yet stored or dropped
+    children: int = 0  # requests yielded and not yet in Redis (or filtered)
+    waiting: int = 0  # of ``items``: parked by a store until other work lands
     output_done: bool = False
     failed: bool = False
 
@@ -249,15 +316,21 @@ class _Held:
 class LeaseTracker:
     """This node's leases in progress and when each can be acked.
 
-    A lease is acked once its response's output is consumed and the items it produced
-    have all fired item_scraped / item_dropped. An item_error marks the lease failed:
-    it is no longer renewed, so it expires and another attempt is made.
+    A lease is acked once its response's output is consumed, every request it yielded
+    is in the run's queue (or was filtered as a duplicate) and every item it yielded
+    has fired item_scraped / item_dropped: Kafka's ack-after-durable, per request. An
+    item_error marks the lease failed: it is no longer renewed, so it expires and
+    another attempt is made.
+
+    Items are tracked by ``id()`` while they travel the pipelines (Scrapy's items are
+    unhashable dataclasses, and the item signals name the response, not the item).
     """
 
     def __init__(self, queue: LeasedQueue, stats: Any | None = None):
         self.queue = queue
         self.stats = stats
         self._held: dict[str, _Held] = {}
+        self._item_leases: dict[int, str] = {}
 
     def __len__(self) -> int:
         return len(self._held)
@@ -268,21 +341,61 @@ class LeaseTracker:
     def held_ids(self) -> list[str]:
         return [lease_id for lease_id, h in self._held.items() if not h.failed]
 
+    def all_ids(self) -> list[str]:
+        return list(self._held)
+
+    def waiting_ids(self) -> list[str]:
+        """Leases with nothing left to do but items parked until other work lands.
+
+        A response's output need not be finished: Scrapy processes at most
+        CONCURRENT_ITEMS of its items at a time, so when that many are parked the rest of
+        its output cannot come until they are settled.
+        """
+        return [lease_id for lease_id, h in self._held.items()
+                if not h.failed and h.children == 0 and h.items > 0
+                and h.waiting >= h.items]
+
     def hold(self, lease_id: str) -> None:
         self._held[lease_id] = _Held()
 
-    def item_started(self, lease_id: str) -> None:
+    def item_started(self, lease_id: str, item: Any = None) -> None:
         held = self._held.get(lease_id)
         if held is not None:
             held.items += 1
+            if item is not None:
+                self._item_leases[id(item)] = lease_id
 
-    def item_finished(self, lease_id: str, ok: bool) -> None:
+    def lease_of_item(self, item: Any) -> str | None:
+        return self._item_leases.get(id(item))
+
+    def item_waiting(self, item: Any, waiting: bool) -> None:
+        """A store parked ``item`` (or took it back): counts towards ``waiting_ids``."""
+        lease_id = self._item_leases.get(id(item))
+        held = self._held.get(lease_id) if lease_id else None
+        if held is not None:
+            held.waiting = max(0, held.waiting + (1 if waiting else -1))
+
+    def item_finished(self, lease_id: str, ok: bool, item: Any = None) -> None:
+        if item is not None:
+            self._item_leases.pop(id(item), None)
         held = self._held.get(lease_id)
         if held is None:
             return
         held.items -= 1
         if not ok:
             held.failed = True
+        self._settle(lease_id, held)
+
+    def child_started(self, lease_id: str) -> None:
+        held = self._held.get(lease_id)
+        if held is not None:
+            held.children += 1
+
+    def child_finished(self, lease_id: str) -> None:
+        held = self._held.get(lease_id)
+        if held is None:
+            return
+        held.children -= 1
         self._settle(lease_id, held)
 
     def output_finished(self, lease_id: str) -> None:
@@ -297,13 +410,20 @@ class LeaseTracker:
         if self._held.pop(lease_id, None) is not None:
             self._ack(lease_id)
 
+    def forget(self, lease_ids: list[str]) -> None:
+        """Stop tracking leases that were settled in Redis some other way (buried)."""
+        for lease_id in lease_ids:
+            self._held.pop(lease_id, None)
+
     def release_all(self) -> int:
-        ids = self.held_ids()
+        """Hand every unfinished lease back (a node closing): another node redoes it."""
+        ids = self.all_ids()
         self._held.clear()
+        self._item_leases.clear()
         return self.queue.release(ids)
 
     def _settle(self, lease_id: str, held: _Held) -> None:
-        if not held.output_done or held.items > 0:
+        if not held.output_done or held.items > 0 or held.children > 0:
             return
         del self._held[lease_id]
         if held.failed:
@@ -362,14 +482,20 @@ class LeaseSpiderMiddleware:
             async for output in result:
                 if isinstance(output, Request):
                     output.meta.pop(LEASE_META, None)
+                    output.meta.pop(PARENT_META, None)
                 yield output
             return
         try:
             async for output in result:
                 if isinstance(output, Request):
                     output.meta.pop(LEASE_META, None)
+                    # The parent is acked only once this child is in Redis (the
+                    # scheduler calls child_finished): Scrapy may hold yielded requests
+                    # in memory for a while after the output ends.
+                    output.meta[PARENT_META] = lease_id
+                    tracker.child_started(lease_id)
                 elif output is not None:
-                    tracker.item_started(lease_id)
+                    tracker.item_started(lease_id, output)
                 yield output
         finally:
             tracker.output_finished(lease_id)
@@ -415,7 +541,7 @@ def connect_item_signals(crawler: Crawler, tracker_getter: Callable[[], LeaseTra
             tracker = tracker_getter()
             lease_id = lease_of(response)
             if tracker is not None and lease_id is not None:
-                tracker.item_finished(lease_id, ok)
+                tracker.item_finished(lease_id, ok, item)
 
         return handler
 

@@ -9,7 +9,22 @@ saw it first.
 
 A node also closes ("stopped") when the run's stop flag is raised (``runs.request_stop``):
 it checks the flag on every heartbeat and when idle, finishes what it has in flight,
-hands its leases back and leaves the run's queues as they are for a restart.
+hands its leases back and leaves the run's queues as they are for a restart. It closes
+("interrupted", a non-zero exit) when its run vanished from Redis (a restart without
+persistence, a flush): the run is marked interrupted, never done.
+
+Stores: while one of the node's store writers keeps failing (every write is retried,
+never dropped), the node takes no new work (back-pressure, ``node/paused``). For up to
+``TOONPICK_CRAWL_OUTAGE_SECONDS`` it keeps renewing its leases; past that it lets them
+expire, so healthy nodes can reclaim the work, and stops reclaiming itself.
+
+Items a store parks until other work lands (an episode whose title is not in the
+catalogue yet) keep their lease, renewed. The node records such *waiting* leases in
+the run; when the run holds nothing else (no queued work, every lease waiting, a dead
+node's expired leases included), nothing can bring what they wait for: their items get
+one last try, then are dropped for the store's reason (a data verdict) — or, when the
+run has dead letters (the missing title may be among them), dead-lettered with them so
+that a replay brings both back.
 """
 
 from __future__ import annotations
@@ -17,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +45,7 @@ from twisted.internet import task
 from crawler.cluster import runs
 from crawler.cluster.leases import LeasedQueue, LeaseTracker, connect_item_signals
 from crawler.cluster.runs import RunKeys
+from shared.stores.redis import redis_client
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -38,6 +55,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STOPPED = "stopped"
+# A dead letter made of a lease whose items waited for work that is itself dead.
+WAITING_ON_DEAD = "waiting_on_dead_letters"
 
 
 class ClusterNode:
@@ -48,8 +67,10 @@ class ClusterNode:
         lease_seconds: float,
         idle_seconds: float,
         max_reclaims: int,
+        outage_seconds: float,
     ):
         self.crawler = crawler
+        self.outage_seconds = outage_seconds
         self.server = server
         self.lease_seconds = lease_seconds
         self.idle_seconds = max(idle_seconds, 0.1)
@@ -63,6 +84,10 @@ class ClusterNode:
         self._idle_delay = 0.1
         self._wake_call: Any = None
         self.stopping = False
+        self.close_reason = STOPPED
+        self._registered_waiting: set[str] = set()
+        self._paused_since: float | None = None
+        self._letting_expire = False
         crawler.toonpick_node = self
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
@@ -77,10 +102,11 @@ class ClusterNode:
             raise NotConfigured("REDIS_URL is empty: single-process crawl")
         return cls(
             crawler,
-            redis.Redis.from_url(url),
-            lease_seconds=settings.getfloat("TOONPICK_CRAWL_LEASE_SECONDS", 60.0),
-            idle_seconds=settings.getfloat("TOONPICK_CRAWL_IDLE_SECONDS", 5.0),
-            max_reclaims=settings.getint("TOONPICK_CRAWL_MAX_RECLAIMS", 3),
+            redis_client(url),
+            lease_seconds=settings.getfloat("TOONPICK_CRAWL_LEASE_SECONDS"),
+            idle_seconds=settings.getfloat("TOONPICK_CRAWL_IDLE_SECONDS"),
+            max_reclaims=settings.getint("TOONPICK_CRAWL_MAX_RECLAIMS"),
+            outage_seconds=settings.getfloat("TOONPICK_CRAWL_OUTAGE_SECONDS"),
         )
 
     # --- joining -----------------------------------------------------------------
@@ -145,12 +171,108 @@ class ClusterNode:
             if self.stop_requested():
                 self._close_stopped()
                 return
-            self.queue.renew(self.tracker.held_ids())
+            if self._run_lost():
+                return
+            outage = self.outage()
+            if outage <= self.outage_seconds:
+                self.queue.renew(self.tracker.held_ids())
+                self._letting_expire = False
+            elif not self._letting_expire:
+                self._letting_expire = True
+                self.crawler.stats.inc_value("node/leases_let_expire")
+                logger.error("a store has failed for %.0f s: letting this node's %d leases "
+                             "expire so other nodes can take the work (writes still retried)",
+                             outage, len(self.tracker))
             self._register()
-            self.reclaim()
+            if outage == 0.0:
+                self.reclaim()
+            scheduler = self._scheduler()
+            if scheduler is not None and scheduler.push_deferred():
+                logger.warning("requests still waiting for Redis: %d", len(scheduler._unpushed))
+            self.resolve_waiting()
         except redis.RedisError as exc:
             # Leases are renewed next beat; a long outage lets them expire, which is safe.
             logger.warning("node heartbeat failed: %s", exc)
+
+    # --- stores ---------------------------------------------------------------------
+
+    def writers(self) -> list[Any]:
+        """The store pipelines of this crawler (they register themselves)."""
+        return list(getattr(self.crawler, "toonpick_writers", ()))
+
+    def outage(self) -> float:
+        """Seconds the longest-failing store of this node has been failing (0: none)."""
+        now = time.monotonic()
+        since = [w.failing_since for w in self.writers() if w.failing_since is not None]
+        return max((now - t for t in since), default=0.0)
+
+    def paused(self) -> bool:
+        """Whether to take no new work (a store is failing); counts pauses."""
+        failing = self.outage() > 0.0
+        if failing and self._paused_since is None:
+            self._paused_since = time.monotonic()
+            self.crawler.stats.inc_value("node/paused")
+            logger.warning("a store is failing: this node takes no new work until it answers")
+        elif not failing and self._paused_since is not None:
+            self.crawler.stats.inc_value("node/paused_seconds",
+                                         round(time.monotonic() - self._paused_since, 3))
+            self._paused_since = None
+            logger.info("stores answer again: taking work")
+        return failing
+
+    def _scheduler(self) -> Any:
+        slot = getattr(self.crawler.engine, "_slot", None)
+        return getattr(slot, "scheduler", None)
+
+    # --- waiting leases -----------------------------------------------------------
+
+    def resolve_waiting(self) -> None:
+        """Settle leases whose items wait for work the run no longer has (module doc)."""
+        assert self.tracker is not None and self.queue is not None
+        waiting = self.tracker.waiting_ids()
+        gone = sorted(self._registered_waiting - set(waiting))
+        if not waiting and not gone:
+            return
+        quiescent, dead = self.queue.quiescent(waiting, gone)
+        self._registered_waiting = set(waiting)
+        if not quiescent or not waiting:
+            return
+        stats = self.crawler.stats
+        if dead:
+            buried = self.queue.bury(waiting, WAITING_ON_DEAD)
+            self.tracker.forget(waiting)
+            stats.inc_value("lease/dead_lettered", buried)
+            logger.error("dead-lettered %d requests whose items waited for work that was "
+                         "dead-lettered (%d dead letters); replay the run's dead letters",
+                         buried, dead)
+            for writer in self.writers():
+                writer.resolve_pending(set(waiting), drop=False)
+        else:
+            logger.info("the run holds nothing but %d waiting requests: their items get a "
+                        "last try, then are dropped", len(waiting))
+            for writer in self.writers():
+                writer.resolve_pending(set(waiting), drop=True)
+        self._registered_waiting = set()
+
+    # --- run loss -------------------------------------------------------------------
+
+    def _run_lost(self) -> bool:
+        """True (and the node closing) when the run vanished from Redis."""
+        assert self.keys is not None
+        if runs.run_intact(self.server, self.keys.spider, self.keys.run_id):
+            return False
+        if not self.stopping:
+            self.stopping = True
+            self.close_reason = runs.INTERRUPTED
+            reason = "the run's keys vanished from Redis (restart without persistence?)"
+            runs.mark_interrupted(self.server, self.keys.spider, self.keys.run_id, reason)
+            self.crawler.stats.inc_value("node/run_lost")
+            logger.error("crawl run %s/%s: %s; marked interrupted, node %s closes",
+                         self.keys.spider, self.keys.run_id, reason, self.node_id)
+            deferred_from_coro(
+                self.crawler.engine.close_spider_async(reason=runs.INTERRUPTED)
+            ).addErrback(lambda failure: logger.error("closing failed: %s", failure.value))
+        return True
 
     def stop_requested(self) -> bool:
         assert self.keys is not None
@@ -188,17 +310,29 @@ class ClusterNode:
     def spider_idle(self, spider: Any) -> None:
         if self.keys is None:
             return
-        if self.stopping or self.stop_requested():
-            self.stopping = True
-            raise CloseSpider(STOPPED)
-        self.reclaim()
-        status = runs.finish_if_done(self.server, self.keys.spider, self.keys.run_id)
+        if self.stopping:
+            raise CloseSpider(self.close_reason)
+        try:
+            if self.stop_requested():
+                self.stopping = True
+                raise CloseSpider(STOPPED)
+            if self._run_lost():
+                raise CloseSpider(runs.INTERRUPTED)
+            if self.outage() == 0.0:
+                self.reclaim()
+            status = runs.finish_if_done(self.server, self.keys.spider, self.keys.run_id)
+        except redis.RedisError as exc:
+            logger.warning("idle check failed (%s); retrying", exc)
+            self._schedule_wake()
+            raise DontCloseSpider from None
         if status == runs.DONE:
             logger.info("crawl run %s/%s is done", self.keys.spider, self.keys.run_id)
             return
         if status != runs.RUNNING:
-            logger.error("crawl run %s/%s vanished from Redis", self.keys.spider, self.keys.run_id)
-            return
+            # Interrupted (or stopped) by another node: close, not as "finished".
+            self.stopping = True
+            self.close_reason = runs.INTERRUPTED if status == runs.INTERRUPTED else STOPPED
+            raise CloseSpider(self.close_reason)
         self._schedule_wake()
         raise DontCloseSpider
 

@@ -8,7 +8,16 @@ Differences from ``scrapy_redis.scheduler.Scheduler``:
   spider) once the request queue is empty; a start entry goes through the dupefilter
   when first handed out, so a start page that other pages link back to is fetched once;
 - ``enqueue_request`` of a request that still carries a lease id (a retry or redirect
-  made by a downloader middleware) pushes the new request, then acks the old lease.
+  made by a downloader middleware) pushes the new request, then acks the old lease;
+  a request yielded by a leased response counts as done for its parent's lease only
+  once it is in Redis (or found a duplicate);
+- the fingerprint and the push are one Lua call, so a request is never "seen" without
+  being queued (a push that failed after the fingerprint was added would be filtered
+  forever after);
+- Redis errors never lose a request: one that cannot be pushed waits in memory and is
+  pushed again on the node's heartbeat (its parent lease stays unacked meanwhile), and
+  a pop that fails is retried on the next poll;
+- back-pressure: no new work is popped while one of the node's stores is failing.
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ from scrapy_redis import picklecompat
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.scheduler import Scheduler
 
-from crawler.cluster.leases import LEASE_META, Lease
+from crawler.cluster.leases import LEASE_META, PARENT_META, Lease
+from shared.stores.redis import redis_client
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -52,6 +62,25 @@ class RunDupeFilter(RFPDupeFilter):
             logger.debug("Filtered duplicate request: %s", request)
 
 
+# KEYS: dupefilter, requests; ARGV: fingerprint ('' = don't filter), payload, score
+_PUSH = """
+if ARGV[1] ~= '' and redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+return 1
+"""
+
+
+class _Unpushed:
+    """A request Redis did not take yet, with the leases waiting on it."""
+
+    __slots__ = ("request", "parent", "handed_over")
+
+    def __init__(self, request: Request, parent: str | None, handed_over: str | None):
+        self.request = request
+        self.parent = parent
+        self.handed_over = handed_over
+
+
 class ClusterScheduler(Scheduler):
     def __init__(self, crawler: Crawler, server: redis.Redis):
         super().__init__(server, persist=True, serializer=picklecompat)
@@ -59,13 +88,15 @@ class ClusterScheduler(Scheduler):
         self.stats = crawler.stats
         self.debug = crawler.settings.getbool("DUPEFILTER_DEBUG")
         self.node: ClusterNode | None = None
+        self._unpushed: list[_Unpushed] = []
+        self._push = server.register_script(_PUSH)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ClusterScheduler:
         url = crawler.settings.get("REDIS_URL")
         if not url:
             raise ValueError("ClusterScheduler needs REDIS_URL")
-        server = redis.Redis.from_url(url)
+        server = redis_client(url)
         server.ping()
         return cls(crawler, server)
 
@@ -94,19 +125,46 @@ class ClusterScheduler(Scheduler):
 
     def enqueue_request(self, request: Request) -> bool:
         handed_over = request.meta.pop(LEASE_META, None)
+        parent = request.meta.pop(PARENT_META, None)
+        entry = _Unpushed(request, parent, handed_over)
         try:
-            if not request.dont_filter and self.df.request_seen(request):
-                self.df.log(request, self.spider)
-                return False
-            self.queue.push(self._encode(request), request.priority)
+            self._push_one(entry)
+        except redis.RedisError as exc:
+            # Kept, not lost: pushed again on the next heartbeat; its parent (or the
+            # lease it replaces) is not acked until then.
+            self._unpushed.append(entry)
+            self.stats.inc_value("scheduler/push_deferred")
+            logger.warning("could not queue %s in Redis (%s); retrying", request.url, exc)
+        return True
+
+    def _push_one(self, entry: _Unpushed) -> None:
+        request = entry.request
+        fingerprint = "" if request.dont_filter else self.df.request_fingerprint(request)
+        pushed = self._push(keys=[self.df.key, self.queue.keys.requests],
+                            args=[fingerprint, self._encode(request), -request.priority])
+        if pushed:
             self.stats.inc_value("scheduler/enqueued/redis")
-            return True
-        finally:
-            if handed_over is not None:
-                # Pushed (or found a duplicate) first, acked second: the run never
-                # looks empty in between.
-                self.stats.inc_value("lease/handed_over")
-                self.node.tracker.done(handed_over)
+        else:
+            self.df.log(request, self.spider)
+        tracker = self.node.tracker
+        if entry.parent is not None:
+            tracker.child_finished(entry.parent)
+        if entry.handed_over is not None:
+            # Pushed (or found a duplicate) first, acked second: the run never
+            # looks empty in between.
+            self.stats.inc_value("lease/handed_over")
+            tracker.done(entry.handed_over)
+
+    def push_deferred(self) -> int:
+        """Push requests Redis refused earlier; returns how many are still waiting."""
+        waiting, self._unpushed = self._unpushed, []
+        for index, entry in enumerate(waiting):
+            try:
+                self._push_one(entry)
+            except redis.RedisError:
+                self._unpushed = waiting[index:] + self._unpushed
+                break
+        return len(self._unpushed)
 
     def _encode(self, request: Request) -> bytes:
         return self.serializer.dumps(request.to_dict(spider=self.spider))
@@ -114,8 +172,16 @@ class ClusterScheduler(Scheduler):
     # --- requests out -------------------------------------------------------------
 
     def next_request(self) -> Request | None:
+        if self.node.paused():
+            # A store is failing: take no new work until it answers again.
+            return None
         while True:
-            lease = self.queue.pop()
+            try:
+                lease = self.queue.pop()
+            except redis.RedisError as exc:
+                self.stats.inc_value("scheduler/pop_failed")
+                logger.warning("could not pop from Redis (%s); retrying", exc)
+                return None
             if lease is None:
                 return None
             request = self._request_from(lease)

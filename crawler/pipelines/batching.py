@@ -2,17 +2,34 @@
 
 An item handed to ``process_item`` is *buffered*, then *in flight* (its batch is
 being written in the pipeline's single writer thread), then either *stored*
-(its Deferred fires with the item), *pending* (the store cannot take it yet,
-e.g. an episode whose title is not in the catalogue: it goes back into the
-buffer and is retried on later flushes until ``pending_seconds`` have passed),
-or *dropped* (its Deferred errbacks with ``DropItem(reason)``). A buffer is
-flushed when ``TOONPICK_CRAWL_BATCH_SIZE`` items wait, ``TOONPICK_CRAWL_FLUSH_SECONDS``
-after its first item arrived, and on close.
+(its Deferred fires with the item), *waiting* (the store cannot take it yet, e.g.
+an episode whose title is not in the catalogue: it goes back into the buffer and is
+written again with later batches), *dropped* for a reason about the data (its
+Deferred errbacks with ``DropItem(reason)``) or *failed* (not stored, and not about
+the data: a bug, or a store still down when the node closes; its Deferred errbacks
+with the error, Scrapy fires item_error and the item's lease is not acknowledged, so
+the request is crawled again). A buffer is flushed when ``TOONPICK_CRAWL_BATCH_SIZE``
+items wait, ``TOONPICK_CRAWL_FLUSH_SECONDS`` after its first item arrived, and on
+close.
 
 Scrapy reports an item scraped only when the whole pipeline chain has returned,
 so an item is never acknowledged before the batch holding it is durably written.
-One writer thread keeps batches in order; a transient store error is retried
-with a reconnect, a persistent one fails the batch's items (Scrapy logs each).
+
+Errors are sorted three ways (each subclass names its driver's exceptions):
+
+- ``transient_errors`` (the store is unreachable, times out, restarts, refuses the
+  connection): the batch is retried with a reconnect and capped backoff for as long
+  as it takes, never turned into a drop. While a store fails, ``failing_since`` is
+  set: the cluster node stops taking new work (back-pressure) and, past
+  ``TOONPICK_CRAWL_OUTAGE_SECONDS``, lets its leases expire. Only a node that is
+  closing gives up, after that same bound: its items fail and their leases go back.
+- ``data_errors`` (the store refuses one item's values): the batch is written item by
+  item and the refused item is dropped as ``rejected:<code>``.
+- anything else: the batch is written item by item and the item that raises fails.
+
+Waiting items never time out. In cluster mode the node decides when nothing can bring
+what they wait for (``resolve_pending``, see ``crawler.cluster.node``); in a single
+process the pipeline decides itself once the engine has nothing else in flight.
 """
 
 from __future__ import annotations
@@ -21,7 +38,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from scrapy.crawler import Crawler
@@ -65,38 +82,56 @@ class Dropped:
 
 @dataclass(frozen=True)
 class Pending:
-    """Not writable yet; retried on later flushes, dropped with ``reason`` when it times out."""
+    """Not writable yet (waits for other work); dropped with ``reason`` once nothing can
+    bring what it waits for."""
 
     reason: str
 
 
-Outcome = Stored | Dropped | Pending
+@dataclass(frozen=True)
+class Failed:
+    """Not stored, for a reason that is not about the data (see the module doc)."""
+
+    error: BaseException
+
+
+Outcome = Stored | Dropped | Pending | Failed
+
+
+class NotStored(RuntimeError):
+    """An item the pipeline gave up on without storing it; its request is crawled again."""
+
+
+class StoreUnavailable(NotStored):
+    """The store kept failing past the outage bound while the node was closing."""
 
 
 @dataclass
 class _Entry:
     item: Any
     deferred: defer.Deferred
-    first_attempt: float | None = None
-    last_outcome: Pending | None = field(default=None)
+    attempt: int = 0  # the flush that last wrote it
+    waiting: bool = False
 
 
 class BatchingPipeline:
     """Subclasses set ``stats_prefix`` and implement ``accepts``, ``write_batch``,
-    ``open_store``/``close_store``/``reconnect`` and ``transient_errors``."""
+    ``open_store``/``close_store``/``reconnect``/``is_open``, ``transient_errors`` and
+    ``data_errors``."""
 
     stats_prefix = "batch"
     transient_errors: tuple[type[BaseException], ...] = ()
-    max_retries = 3
+    data_errors: tuple[type[BaseException], ...] = ()
     retry_backoff_seconds = 0.5
+    max_backoff_seconds = 5.0
 
     def __init__(
         self,
         crawler: Crawler | None = None,
         *,
-        batch_size: int = 500,
-        flush_seconds: float = 0.5,
-        pending_seconds: float = 30.0,
+        batch_size: int,
+        flush_seconds: float,
+        outage_seconds: float,
         clock: Any = None,
         run_in_writer: Callable[..., defer.Deferred] | None = None,
         stats: Any = None,
@@ -105,10 +140,12 @@ class BatchingPipeline:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if flush_seconds <= 0:
             raise ValueError(f"flush_seconds must be > 0, got {flush_seconds}")
+        if outage_seconds < 0:
+            raise ValueError(f"outage_seconds must be >= 0, got {outage_seconds}")
         self.crawler = crawler
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
-        self.pending_seconds = pending_seconds
+        self.outage_seconds = outage_seconds
         self.stats = stats if stats is not None else (crawler.stats if crawler else None)
         if clock is None:
             from twisted.internet import reactor as clock
@@ -121,6 +158,19 @@ class BatchingPipeline:
         self._in_flight: set[defer.Deferred] = set()
         self._closing = False
         self._logged_reasons: set[str] = set()
+        # Monotonic time of the first failure of the write now being retried (None: the
+        # store answers). Written by the writer thread, read by the node.
+        self.failing_since: float | None = None
+        self._flushes = 0
+        # lease id -> (drop?, flush number): waiting items of these leases get their
+        # last try in a flush after that number, then are dropped (or failed).
+        self._resolved: dict[str, tuple[bool, int]] = {}
+        self._resolve_all: tuple[bool, int] | None = None
+        if crawler is not None:
+            # The cluster node reads every store's health from here (back-pressure).
+            if not hasattr(crawler, "toonpick_writers"):
+                crawler.toonpick_writers = []
+            crawler.toonpick_writers.append(self)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> BatchingPipeline:
@@ -130,9 +180,9 @@ class BatchingPipeline:
     def batching_settings(crawler: Crawler) -> dict[str, Any]:
         settings = crawler.settings
         return {
-            "batch_size": settings.getint("TOONPICK_CRAWL_BATCH_SIZE", 500),
-            "flush_seconds": settings.getfloat("TOONPICK_CRAWL_FLUSH_SECONDS", 0.5),
-            "pending_seconds": settings.getfloat("TOONPICK_CRAWL_PENDING_SECONDS", 30.0),
+            "batch_size": settings.getint("TOONPICK_CRAWL_BATCH_SIZE"),
+            "flush_seconds": settings.getfloat("TOONPICK_CRAWL_FLUSH_SECONDS"),
+            "outage_seconds": settings.getfloat("TOONPICK_CRAWL_OUTAGE_SECONDS"),
         }
 
     # --- what a subclass provides -------------------------------------------------
@@ -147,6 +197,14 @@ class BatchingPipeline:
 
     def reconnect(self) -> None:
         """Runs in the writer thread after a transient error, before the retry."""
+
+    def is_open(self) -> bool:
+        """Whether the store is open (a failed open or reconnect leaves it closed)."""
+        return True
+
+    def error_code(self, exc: BaseException) -> str:
+        """The store's name for a data error, for the ``rejected:<code>`` reason."""
+        return type(exc).__name__
 
     def write_batch(self, items: Sequence[Any], final: bool = False) -> list[Outcome]:
         """Write ``items``; one outcome per item, in order. ``final`` is the close flush."""
@@ -171,7 +229,15 @@ class BatchingPipeline:
             self._pool = ThreadPool(minthreads=1, maxthreads=1,
                                     name=f"{type(self).__name__}-writer")
             self._pool.start()
-        return self._run_in_writer(self.open_store)
+        return self._run_in_writer(self._open_at_start)
+
+    def _open_at_start(self) -> None:
+        try:
+            self.open_store()
+        except self.transient_errors as exc:
+            # A store down at start is an outage like any other: the first write opens it.
+            logger.warning("%s: store not reachable at start (%s); writes will retry",
+                           type(self).__name__, exc)
 
     def enqueue(self, item: Any) -> defer.Deferred:
         """Buffer ``item``; the Deferred fires once its batch is written (or it is dropped)."""
@@ -185,6 +251,7 @@ class BatchingPipeline:
 
     def _on_timer(self) -> None:
         self._timer = None
+        self._check_local_quiescence()
         self.flush()
 
     def flush(self, final: bool = False) -> defer.Deferred:
@@ -198,10 +265,9 @@ class BatchingPipeline:
             self._timer = self._clock.callLater(0, self._on_timer)
         if not entries:
             return defer.succeed(None)
-        now = time.monotonic()
+        self._flushes += 1
         for entry in entries:
-            if entry.first_attempt is None:
-                entry.first_attempt = now
+            entry.attempt = self._flushes
         d = self._run_in_writer(self._write_with_retry, [e.item for e in entries], final)
         d.addCallbacks(self._settle, self._fail_all, callbackArgs=(entries, final),
                        errbackArgs=(entries,))
@@ -219,28 +285,112 @@ class BatchingPipeline:
                 f"{type(self).__name__}.write_batch returned {len(outcomes)} outcomes "
                 f"for {len(entries)} items")), entries)
             return
-        now = time.monotonic()
         retry: list[_Entry] = []
         for entry, outcome in zip(entries, outcomes, strict=True):
+            if isinstance(outcome, Pending):
+                verdict = self._verdict(entry, final)
+                if verdict is None:
+                    if not entry.waiting:
+                        entry.waiting = True
+                        self._inc("waiting")
+                        self._tell_tracker(entry, True)
+                    retry.append(entry)
+                    continue
+                self._unwait(entry)
+                if verdict:
+                    self._drop(entry, outcome.reason)
+                else:
+                    self._fail(entry, NotStored(
+                        f"{self.stats_prefix}: {outcome.reason}, given up"))
+                continue
+            self._unwait(entry)
             if isinstance(outcome, Stored):
                 self._inc(outcome.status)
                 entry.deferred.callback(entry.item)
             elif isinstance(outcome, Dropped):
                 self._drop(entry, outcome.reason)
-            elif isinstance(outcome, Pending):
-                expired = now - (entry.first_attempt or now) >= self.pending_seconds
-                if final or expired or self._closing:
-                    self._drop(entry, outcome.reason)
-                else:
-                    entry.last_outcome = outcome
-                    retry.append(entry)
+            elif isinstance(outcome, Failed):
+                self._fail(entry, outcome.error)
             else:
                 self._fail_all(Failure(TypeError(f"unknown outcome {outcome!r}")), [entry])
         if retry:
-            self._inc("pending", len(retry))
             self._buffer[:0] = retry
             if self._timer is None:
                 self._timer = self._clock.callLater(self.flush_seconds, self._on_timer)
+
+    def _verdict(self, entry: _Entry, final: bool) -> bool | None:
+        """For a waiting item: None (keep waiting), True (drop) or False (fail)."""
+        lease = self._lease_of(entry.item)
+        resolved = self._resolved.get(lease) if lease is not None else None
+        resolved = resolved or self._resolve_all
+        if resolved is not None and entry.attempt > resolved[1]:
+            return resolved[0]
+        if final or self._closing:
+            # A closing cluster node hands the lease back (another node finishes it);
+            # a single process is at the crawl's end: nothing else will come.
+            return not self._clustered()
+        return None
+
+    def resolve_pending(self, lease_ids: set[str] | None, drop: bool) -> None:
+        """Nothing can bring what these leases' waiting items wait for (None: any lease):
+        after one more write they are dropped (``drop``) or failed."""
+        mark = (drop, self._flushes)
+        if lease_ids is None:
+            self._resolve_all = mark
+        else:
+            for lease_id in lease_ids:
+                self._resolved[lease_id] = mark
+        if self._buffer:
+            # The last try comes now, not at the next retry tick.
+            if self._timer is not None and self._timer.active():
+                self._timer.cancel()
+            self._timer = self._clock.callLater(0, self._on_timer)
+
+    def _unwait(self, entry: _Entry) -> None:
+        if entry.waiting:
+            entry.waiting = False
+            self._tell_tracker(entry, False)
+
+    def waiting_count(self) -> int:
+        return sum(1 for entry in self._buffer if entry.waiting)
+
+    def _tracker(self) -> Any:
+        node = getattr(self.crawler, "toonpick_node", None) if self.crawler else None
+        return getattr(node, "tracker", None)
+
+    def _clustered(self) -> bool:
+        return self._tracker() is not None
+
+    def _lease_of(self, item: Any) -> str | None:
+        tracker = self._tracker()
+        return tracker.lease_of_item(item) if tracker is not None else None
+
+    def _tell_tracker(self, entry: _Entry, waiting: bool) -> None:
+        tracker = self._tracker()
+        if tracker is not None:
+            tracker.item_waiting(entry.item, waiting)
+
+    def _check_local_quiescence(self) -> None:
+        """Single process: waiting items are hopeless once the engine has nothing else
+        in flight (no download, no queued request, no response being parsed, and no
+        item in the pipelines but the waiting ones)."""
+        if self.crawler is None or self._clustered() or self._resolve_all is not None:
+            return
+        engine = getattr(self.crawler, "engine", None)
+        slot = getattr(engine, "_slot", None)
+        scraper_slot = getattr(getattr(engine, "scraper", None), "slot", None)
+        if engine is None or slot is None or scraper_slot is None:
+            return
+        waiting = sum(w.waiting_count() for w in getattr(self.crawler, "toonpick_writers", ()))
+        if not waiting:
+            return
+        # Responses still being parsed are not counted: a response stays active while its
+        # items travel the pipelines, so the one holding the waiting items is among them.
+        busy = (engine.downloader.active or slot.scheduler.has_pending_requests()
+                or scraper_slot.queue or scraper_slot.itemproc_size > waiting)
+        if not busy:
+            for writer in getattr(self.crawler, "toonpick_writers", ()):
+                writer.resolve_pending(None, drop=True)
 
     def _drop(self, entry: _Entry, reason: str) -> None:
         self._inc(f"dropped/{reason}")
@@ -252,11 +402,18 @@ class BatchingPipeline:
         entry.deferred.errback(
             Failure(DropItem(f"{self.stats_prefix}: {reason}", log_level="DEBUG")))
 
+    def _fail(self, entry: _Entry, error: BaseException) -> None:
+        self._inc("failed")
+        logger.error("%s: %s not stored: %r", type(self).__name__,
+                     type(entry.item).__name__, error)
+        entry.deferred.errback(Failure(error))
+
     def _fail_all(self, failure: Failure, entries: list[_Entry]) -> None:
         self._inc("failed", len(entries))
         logger.error("%s: a batch of %d items could not be written: %s",
                      type(self).__name__, len(entries), failure.getErrorMessage())
         for entry in entries:
+            self._unwait(entry)
             if not entry.deferred.called:
                 entry.deferred.errback(failure)
 
@@ -265,36 +422,72 @@ class BatchingPipeline:
             self.stats.inc_value(f"{self.stats_prefix}/{key}", count)
 
     def _write_with_retry(self, items: list[Any], final: bool) -> list[Outcome]:
-        """Runs in the writer thread."""
+        """Runs in the writer thread (see the module doc for the three kinds of error)."""
         attempt = 0
         while True:
             try:
-                return self.write_batch(items, final)
+                if not self.is_open():
+                    self.open_store()
+                outcomes = self.write_batch(items, final)
             except self.transient_errors as exc:
                 attempt += 1
-                if attempt > self.max_retries:
-                    raise
-                logger.warning("%s: store error (%s), reconnecting (attempt %d of %d)",
-                               type(self).__name__, exc, attempt, self.max_retries)
-                time.sleep(self.retry_backoff_seconds * attempt)
-                try:
-                    self.reconnect()
-                except self.transient_errors as again:
-                    logger.warning("%s: reconnect failed: %s", type(self).__name__, again)
-            except Exception:
+                self._store_failed(exc, attempt)
+                continue
+            except Exception as exc:
                 if len(items) == 1:
                     raise
                 # One bad item must not fail its whole batch: write them one by one.
-                logger.exception("%s: batch failed, retrying its %d items one by one",
-                                 type(self).__name__, len(items))
+                logger.warning("%s: batch of %d refused (%r); writing its items one by one",
+                               type(self).__name__, len(items), exc)
                 return [self._write_one(item, final) for item in items]
+            if self.failing_since is not None:
+                logger.warning("%s: store answers again after %.1f s", type(self).__name__,
+                               time.monotonic() - self.failing_since)
+                self.failing_since = None
+            return outcomes
+
+    def _store_failed(self, exc: BaseException, attempt: int) -> None:
+        """Account for one transient failure, wait, reconnect; raises past the bound
+        only while closing."""
+        now = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = now
+        failing = now - self.failing_since
+        self._from_writer(self._inc, "retries")
+        if self._closing and failing > self.outage_seconds:
+            raise StoreUnavailable(
+                f"{self.stats_prefix}: store failing for {failing:.0f} s while closing: {exc}"
+            ) from exc
+        if attempt == 1 or attempt % 10 == 0:
+            logger.warning("%s: store error (%s); retrying (attempt %d, failing for %.1f s)",
+                           type(self).__name__, exc, attempt, failing)
+        time.sleep(min(self.retry_backoff_seconds * 2 ** min(attempt - 1, 10),
+                       self.max_backoff_seconds))
+        try:
+            self.reconnect()
+        except self.transient_errors as again:
+            # Left closed: the next attempt opens it again.
+            logger.debug("%s: reconnect failed: %s", type(self).__name__, again)
 
     def _write_one(self, item: Any, final: bool) -> Outcome:
         try:
             return self._write_with_retry([item], final)[0]
+        except StoreUnavailable:
+            raise
+        except self.data_errors as exc:
+            return Dropped(f"rejected:{self.error_code(exc)}")
         except Exception as exc:
             logger.exception("%s: item could not be written", type(self).__name__)
-            return Dropped(f"store_error:{type(exc).__name__}")
+            return Failed(exc)
+
+    def _from_writer(self, func: Callable[..., Any], *args: Any) -> None:
+        """Run ``func`` on the reactor thread (stats are not thread-safe)."""
+        if self._pool is None:
+            func(*args)
+            return
+        from twisted.internet import reactor
+
+        reactor.callFromThread(func, *args)
 
     def stop(self) -> defer.Deferred:
         """Flush everything (pending items get one last try), then close the store."""

@@ -10,10 +10,11 @@ other back and forth. A row whose values are already equal is *unchanged*:
 nothing is written, so ``updated_at`` stays put on a re-crawl.
 
 An episode needs its title's row: until a title item has been written (maybe
-by another node still buffering it), the episode is *pending* and comes back
-with later batches; the pipeline drops it as ``unknown_webtoon`` after
-``TOONPICK_CRAWL_PENDING_SECONDS``. Episodes are keyed by (webtoon, season,
-episode_no) with one link per platform; each batch refreshes
+by another node still buffering it, or by a node that died and whose request comes
+back), the episode is *pending* and comes back with later batches, keeping its lease;
+it is dropped as ``unknown_webtoon`` only when nothing left in the run can bring the
+title (``crawler.pipelines.batching``, ``crawler.cluster.node``). Episodes are keyed
+by (webtoon, season, episode_no) with one link per platform; each batch refreshes
 ``webtoon.last_update_date`` (latest ``published_at``) and
 ``webtoon_statistics.episode_count`` of the titles it touched.
 """
@@ -599,7 +600,11 @@ class CatalogueWriter:
 
 class CataloguePipeline(BatchingPipeline):
     stats_prefix = "catalogue"
+    # OperationalError: the server is gone, restarting, timed out, a deadlock or lock
+    # wait; InterfaceError: the connection is closed. Both are retried until they pass.
     transient_errors = (pymysql.err.OperationalError, pymysql.err.InterfaceError)
+    # The server refused one item's values (too long, bad string, NULL, foreign key).
+    data_errors = (pymysql.err.DataError, pymysql.err.IntegrityError)
 
     def __init__(self, crawler: Crawler | None = None, *, mariadb_url: str,
                  images_store: str | None = None, **kwargs: Any):
@@ -635,6 +640,14 @@ class CataloguePipeline(BatchingPipeline):
                 pass  # already closed by the server
             self.writer = None
 
+    def is_open(self) -> bool:
+        return self.writer is not None
+
+    def error_code(self, exc: BaseException) -> str:
+        code = exc.args[0] if exc.args else None
+        return str(code) if isinstance(code, int) else type(exc).__name__
+
     def write_batch(self, items: Sequence[Any], final: bool = False) -> list[Outcome]:
-        assert self.writer is not None, "open_store() was not called"
+        if self.writer is None:
+            raise pymysql.err.InterfaceError("the catalogue connection is not open")
         return self.writer.write(items)

@@ -35,7 +35,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import InsertOne, UpdateOne
-from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, NetworkTimeout
+from pymongo.errors import (
+    AutoReconnect,
+    BulkWriteError,
+    ConnectionFailure,
+    DocumentTooLarge,
+    ExecutionTimeout,
+    InvalidDocument,
+    NetworkTimeout,
+    WTimeoutError,
+)
 from scrapy.crawler import Crawler
 
 from crawler.items import EpisodeItem, WebtoonItem
@@ -239,7 +248,11 @@ class RawStore:
 
 class MongoRawPipeline(BatchingPipeline):
     stats_prefix = "raw"
-    transient_errors = (AutoReconnect, ConnectionFailure, NetworkTimeout)
+    # Unreachable, timed out (server selection, socket, operation), primary stepping
+    # down (AutoReconnect's NotPrimaryError): retried until the server answers.
+    transient_errors = (AutoReconnect, ConnectionFailure, NetworkTimeout, ExecutionTimeout,
+                        WTimeoutError)
+    data_errors = (DocumentTooLarge, InvalidDocument)
 
     def __init__(self, crawler: Crawler | None = None, *, mongo_url: str, **kwargs: Any):
         super().__init__(crawler, **kwargs)
@@ -258,9 +271,14 @@ class MongoRawPipeline(BatchingPipeline):
         return isinstance(item, WebtoonItem | EpisodeItem)
 
     def open_store(self) -> None:
-        self._client = mongo_client(self.mongo_url)
-        self.store = RawStore(mongo_database(self.mongo_url, self._client))
-        self.store.ensure_indexes()
+        client = mongo_client(self.mongo_url)
+        try:
+            store = RawStore(mongo_database(self.mongo_url, client))
+            store.ensure_indexes()
+        except BaseException:
+            client.close()
+            raise
+        self._client, self.store = client, store
 
     def reconnect(self) -> None:
         # pymongo reconnects by itself; a fresh client also drops a wedged pool.
@@ -268,10 +286,15 @@ class MongoRawPipeline(BatchingPipeline):
         self.open_store()
 
     def close_store(self) -> None:
+        self.store = None
         if self._client is not None:
             self._client.close()
             self._client = None
 
+    def is_open(self) -> bool:
+        return self.store is not None
+
     def write_batch(self, items: Sequence[Any], final: bool = False) -> list[Outcome]:
-        assert self.store is not None, "open_store() was not called"
+        if self.store is None:
+            raise AutoReconnect("the raw store's client is not open")
         return self.store.write(items)

@@ -78,7 +78,7 @@ def main() -> None:
         "ROBOTSTXT_OBEY": False, "TELNETCONSOLE_ENABLED": False, "LOG_LEVEL": "WARNING",
         "TOONPICK_MARIADB_URL": cfg.get("mariadb_url"), "TOONPICK_MONGO_URL": cfg.get("mongo_url"),
         "TOONPICK_CRAWL_BATCH_SIZE": cfg.get("batch_size", 500),
-        "TOONPICK_CRAWL_FLUSH_SECONDS": 0.2, "TOONPICK_CRAWL_PENDING_SECONDS": 2,
+        "TOONPICK_CRAWL_FLUSH_SECONDS": 0.2, "TOONPICK_CRAWL_OUTAGE_SECONDS": 30,
         "IMAGES_STORE": cfg.get("images_store"), "AWS_ENDPOINT_URL": cfg.get("aws_endpoint_url"),
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION_NAME": "ap-northeast-2", "AWS_USE_SSL": False, "AWS_VERIFY": False,

@@ -1,4 +1,4 @@
-"""BatchingPipeline's buffering, outcomes, pending and retries, without a running reactor.
+"""BatchingPipeline's buffering, outcomes, waiting items and retries, without a reactor.
 
 The writer runs synchronously (``run_now``) and time is a twisted ``Clock``; the
 store is a list in the test subclass, which is what the base class writes to.
@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from twisted.internet.task import Clock
 
-from crawler.pipelines.batching import BatchingPipeline, Dropped, Pending, Stored, run_now
+from crawler.pipelines.batching import (
+    BatchingPipeline,
+    Dropped,
+    Pending,
+    Stored,
+    StoreUnavailable,
+    run_now,
+)
 
 
 class Stats:
@@ -23,13 +30,20 @@ class ConnectionLost(Exception):
     pass
 
 
+class ValueRefused(Exception):
+    pass
+
+
 class ListPipeline(BatchingPipeline):
     stats_prefix = "list"
     transient_errors = (ConnectionLost,)
+    data_errors = (ValueRefused,)
     retry_backoff_seconds = 0
 
     def __init__(self, outcome_for=None, failures=0, **kwargs):
         self.clock = Clock()
+        kwargs.setdefault("flush_seconds", 0.5)
+        kwargs.setdefault("outage_seconds", 60.0)
         super().__init__(clock=self.clock, run_in_writer=run_now, stats=Stats(), **kwargs)
         self.written: list = []
         self.batches: list[list] = []
@@ -94,35 +108,52 @@ def test_dropped_items_errback_with_dropitem_and_are_counted():
     assert pipe.stats.values["list/dropped/bad"] == 1
 
 
-def test_pending_items_are_retried_then_dropped_after_the_timeout():
-    known = set()
-    pipe = ListPipeline(batch_size=10, flush_seconds=1.0, pending_seconds=0.0,
-                        outcome_for=lambda i: Stored("item/inserted") if i in known
-                        else Pending("unknown_parent"))
+def test_waiting_items_never_time_out_and_drop_only_when_resolved():
+    pipe = ListPipeline(batch_size=10, flush_seconds=1.0,
+                        outcome_for=lambda i: Pending("unknown_parent"))
     pipe.start()
     got = results([pipe.enqueue("orphan")])
     pipe.flush()
-    # pending_seconds=0: the first retry already finds it expired.
+    pipe.clock.advance(3600)  # an hour of retries: still waiting, not dropped
+    assert got == [] and pipe.stats.values["list/waiting"] == 1
+    assert pipe.waiting_count() == 1
+    # Nothing can bring the parent any more: one last write, then the data verdict.
+    pipe.resolve_pending(None, drop=True)
+    pipe.clock.advance(0)
     assert len(got) == 1 and "unknown_parent" in str(got[0].value)
     assert pipe.stats.values["list/dropped/unknown_parent"] == 1
 
 
-def test_pending_items_come_back_with_later_batches():
+def test_a_resolution_applies_only_to_writes_made_after_it():
     known = set()
-    pipe = ListPipeline(batch_size=10, flush_seconds=1.0, pending_seconds=60.0,
+    pipe = ListPipeline(batch_size=10, flush_seconds=1.0,
                         outcome_for=lambda i: Stored("item/inserted") if i in known
                         else Pending("unknown_parent"))
     pipe.start()
     got = results([pipe.enqueue("child")])
     pipe.flush()
-    assert got == [] and pipe.stats.values["list/pending"] == 1
-    known.add("child")
-    pipe.clock.advance(1.0)  # the retry timer
+    pipe.resolve_pending(None, drop=True)
+    known.add("child")  # the parent landed just before the last try
+    pipe.clock.advance(0)
     assert got == ["child"]
 
 
-def test_close_flushes_and_drops_what_is_still_pending():
-    pipe = ListPipeline(batch_size=10, pending_seconds=60.0,
+def test_waiting_items_come_back_with_later_batches():
+    known = set()
+    pipe = ListPipeline(batch_size=10, flush_seconds=1.0,
+                        outcome_for=lambda i: Stored("item/inserted") if i in known
+                        else Pending("unknown_parent"))
+    pipe.start()
+    got = results([pipe.enqueue("child")])
+    pipe.flush()
+    assert got == [] and pipe.stats.values["list/waiting"] == 1
+    known.add("child")
+    pipe.clock.advance(1.0)  # the retry timer
+    assert got == ["child"] and pipe.waiting_count() == 0
+
+
+def test_close_of_a_single_process_drops_what_is_still_waiting():
+    pipe = ListPipeline(batch_size=10,
                         outcome_for=lambda i: Pending("unknown_parent") if i == "orphan"
                         else Stored("item/inserted"))
     pipe.start()
@@ -137,27 +168,47 @@ def test_transient_errors_are_retried_with_a_reconnect():
     pipe.start()
     got = results([pipe.enqueue("a")])
     assert got == ["a"] and pipe.reconnects == 2
+    assert pipe.stats.values["list/retries"] == 2
 
 
-def test_persistent_store_errors_fail_the_items():
-    pipe = ListPipeline(batch_size=1, failures=99)
+def test_a_store_down_for_long_is_retried_until_it_answers_never_dropped():
+    pipe = ListPipeline(batch_size=1, failures=200, outage_seconds=0.0)
     pipe.start()
     got = results([pipe.enqueue("a")])
-    assert got[0].check(ConnectionLost)
+    assert got == ["a"] and pipe.stats.values["list/retries"] == 200
+    assert not any("dropped" in k or "failed" in k for k in pipe.stats.values)
+    assert pipe.failing_since is None  # healthy again
+
+
+def test_a_closing_pipeline_gives_up_on_a_dead_store_after_the_bound():
+    pipe = ListPipeline(batch_size=2, failures=10**6, outage_seconds=0.0)
+    pipe.start()
+    got = results([pipe.enqueue("a")])  # buffered: half a batch
+    pipe._closing = True  # as stop() sets it; the buffered write now may give up
+    pipe.flush()
+    assert got[0].check(StoreUnavailable)
     assert pipe.stats.values["list/failed"] == 1
+    assert not any("dropped" in k for k in pipe.stats.values)
 
 
 def test_one_bad_item_does_not_fail_its_batch():
     def outcome(item):
         if item == "poison":
-            raise ValueError("cannot store this")
+            raise ValueError("a bug in the writer")
+        if item == "too-long":
+            raise ValueRefused("data too long")
         return Stored("item/inserted")
 
-    pipe = ListPipeline(batch_size=3, outcome_for=outcome)
+    pipe = ListPipeline(batch_size=4, outcome_for=outcome)
     pipe.start()
-    got = results([pipe.enqueue("a"), pipe.enqueue("poison"), pipe.enqueue("b")])
-    assert got[0] == "a" and got[2] == "b"
-    assert "store_error:ValueError" in str(got[1].value)
+    got = results([pipe.enqueue("a"), pipe.enqueue("poison"), pipe.enqueue("too-long"),
+                   pipe.enqueue("b")])
+    assert got[0] == "a" and got[3] == "b"
+    # A bug is a failure (the item's request is crawled again), not a data drop...
+    assert got[1].check(ValueError) and pipe.stats.values["list/failed"] == 1
+    # ...while the store refusing the values is a drop with the store's reason.
+    assert "rejected:ValueRefused" in str(got[2].value)
+    assert pipe.stats.values["list/dropped/rejected:ValueRefused"] == 1
 
 
 def test_startup_heap_is_frozen_once_per_process():
