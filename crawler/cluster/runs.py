@@ -15,6 +15,17 @@ every node checks on its heartbeat and when idle; a node that sees it closes wit
 reason ``stopped``, handing its leases back. The run keeps its queues and stays
 ``running`` (not done), so clearing the flag (``clear_stop``) and starting a node
 with ``-a run_id=<id>`` carries on where it stopped.
+
+A run is *interrupted* when Redis lost it under the nodes (a restart without
+persistence, a FLUSHDB, a failover to an empty replica): its meta is gone, or lacks
+``started_at``, the marker written only when the run is created. ``run_intact`` tells
+a node so; ``mark_interrupted`` records it (never over a done run), so the run can
+never pass for done, and the functions nodes call on every heartbeat
+(``register_node``, the stats flush) write nothing for a run that is not intact.
+Its queues, leases and fingerprints are lost or partial, so ``restart_run`` starts it
+again from its start entries under the same id (the stores are idempotent: titles
+stored before the loss are simply stored again); it also restarts a stopped run from
+scratch.
 """
 
 from __future__ import annotations
@@ -32,6 +43,13 @@ from crawler.cluster.spider import new_run_id
 KEY_ROOT = "toonpick:crawl"
 RUNNING = "running"
 DONE = "done"
+INTERRUPTED = "interrupted"
+# Written by create_run and restart_run only: meta without it was re-made after a loss.
+CREATION_MARKER = "started_at"
+
+
+class RunStateError(ValueError):
+    """The run is not in a state that allows the operation (e.g. restarting a live run)."""
 
 
 class RunExistsError(ValueError):
@@ -41,7 +59,8 @@ class RunExistsError(ValueError):
 _RUN_KEY_NAMES = frozenset(
     {
         "meta", "start", "requests", "reclaimed", "leases", "payloads", "infos", "dead",
-        "dead_infos", "dead_reasons", "waiting", "dupefilter", "stats", "nodes", "node_infos", "stop",
+        "dead_infos", "dead_reasons", "waiting", "dupefilter", "stats", "nodes", "node_infos",
+        "stop",
     }
 )
 
@@ -72,6 +91,7 @@ class RunKeys:
             dead=self.dead,
             dead_infos=self.dead_infos,
             dead_reasons=self.dead_reasons,
+            waiting=self.waiting,
         )
 
 
@@ -85,6 +105,7 @@ def runs_key(spider: str) -> str:
 
 # KEYS: current, runs index; ARGV: key root, spider, run id, claim current (1|0), entries...
 # With claim=1 an existing live current run wins and is returned instead.
+# started_at is CREATION_MARKER.
 _CREATE = """
 local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local root, spider, run_id, claim = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -111,10 +132,12 @@ redis.call('ZADD', KEYS[2], now, run_id)
 return {1, run_id}
 """
 
-# KEYS: meta, start, requests, reclaimed, leases, current, dupefilter; ARGV: run id
+# KEYS: meta, start, requests, reclaimed, leases, current, dupefilter; ARGV: run id, marker
+# Empty queues in a run that is not intact mean "lost", never "done": returns ''.
 _FINISH_IF_DONE = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then return status or '' end
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return '' end
 if redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('LLEN', KEYS[4])
     + redis.call('ZCARD', KEYS[5]) > 0 then
   return 'running'
@@ -240,21 +263,48 @@ def finish_if_done(server: redis.Redis, spider: str, run_id: str) -> str:
             current_key(spider),
             keys.dupefilter,
         ],
-        args=[run_id],
+        args=[run_id, CREATION_MARKER],
     )
     return _text(status)
 
 
+# KEYS: meta, nodes, node infos; ARGV: marker, node id, ttl seconds, info JSON
+# A heartbeat into a lost run would re-create its node set and make it look crawled.
+_REGISTER = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if (status ~= 'running' and status ~= 'done') or redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
+return 1
+"""
+
+# KEYS: meta, nodes, node infos; ARGV: node id, info JSON. Any recorded run (an
+# interrupted one too) keeps why its nodes left; a vanished one is not re-created.
+_LEFT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+return 1
+"""
+
+
 def register_node(
     server: redis.Redis, spider: str, run_id: str, node_id: str, ttl: float, info: dict
-) -> None:
-    """Record a node's heartbeat: it counts as active until now + ttl (Redis clock)."""
+) -> bool:
+    """Record a node's heartbeat: it counts as active until now + ttl (Redis clock).
+
+    Returns False, writing nothing, if the run is not intact (see ``run_intact``).
+    """
     keys = RunKeys(spider, run_id)
-    deadline = server_time(server) + ttl
-    pipe = server.pipeline(transaction=False)
-    pipe.zadd(keys.nodes, {node_id: deadline})
-    pipe.hset(keys.node_infos, node_id, json.dumps(info, sort_keys=True))
-    pipe.execute()
+    script = server.register_script(_REGISTER)
+    return bool(script(
+        keys=[keys.meta, keys.nodes, keys.node_infos],
+        args=[CREATION_MARKER, node_id, ttl, json.dumps(info, sort_keys=True)],
+    ))
 
 
 def node_left(server: redis.Redis, spider: str, run_id: str, node_id: str, reason: str) -> None:
@@ -263,10 +313,112 @@ def node_left(server: redis.Redis, spider: str, run_id: str, node_id: str, reaso
     raw = server.hget(keys.node_infos, node_id)
     info = json.loads(raw) if raw else {}
     info.update({"closed_at": now, "reason": reason})
-    pipe = server.pipeline(transaction=False)
-    pipe.zadd(keys.nodes, {node_id: now})
-    pipe.hset(keys.node_infos, node_id, json.dumps(info, sort_keys=True))
-    pipe.execute()
+    script = server.register_script(_LEFT)
+    script(keys=[keys.meta, keys.nodes, keys.node_infos],
+           args=[node_id, json.dumps(info, sort_keys=True)])
+
+
+# --- Redis lost the run: detect, record, restart ----------------------------------
+
+def run_intact(server: redis.Redis, spider: str, run_id: str) -> bool:
+    """Whether Redis still holds the run as created: meta with status running or done
+    and the creation marker. False for a run lost (or partly re-made) after a Redis
+    restart without persistence or a FLUSHDB, and for an interrupted one."""
+    status, marker = server.hmget(RunKeys(spider, run_id).meta, "status", CREATION_MARKER)
+    return marker is not None and status in (RUNNING.encode(), DONE.encode())
+
+
+# KEYS: meta, current, runs index; ARGV: run id, spider, reason, marker
+_MARK_INTERRUPTED = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'done' or status == 'interrupted' then return status end
+if status == 'running' and redis.call('HEXISTS', KEYS[1], ARGV[4]) == 1 then
+  return status
+end
+local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('HSET', KEYS[1], 'run_id', ARGV[1], 'spider', ARGV[2], 'status', 'interrupted',
+           'interrupted_at', string.format('%.6f', now), 'interrupted_reason', ARGV[3])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+redis.call('ZADD', KEYS[3], 'NX', now, ARGV[1])
+return 'interrupted'
+"""
+
+
+def mark_interrupted(server: redis.Redis, spider: str, run_id: str, reason: str) -> str:
+    """Record that Redis lost the run (``reason`` says how it was noticed); returns the
+    run's status afterwards.
+
+    Atomic: only a run that is not intact becomes ``interrupted`` (a done run stays
+    done, a run another node already restarted stays running), it stops being the
+    spider's current run and is listed again among the spider's runs.
+    """
+    keys = RunKeys(spider, run_id)
+    script = server.register_script(_MARK_INTERRUPTED)
+    return _text(script(keys=[keys.meta, current_key(spider), runs_key(spider)],
+                        args=[run_id, spider, reason, CREATION_MARKER]))
+
+
+# Keys of the run's work and progress that a restart empties (its nodes are kept: the
+# record of who crawled it).
+_RESTART_CLEARS = ("start", "requests", "reclaimed", "leases", "payloads", "infos", "dead",
+                   "dead_infos", "dead_reasons", "waiting", "dupefilter", "stats")
+
+# KEYS: meta, current, runs index, stop flag, then the keys of _RESTART_CLEARS (KEYS[5]
+# is the start queue); ARGV: key root, spider, run id, marker, entries...
+_RESTART = """
+local root, spider, run_id, marker = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local status = redis.call('HGET', KEYS[1], 'status')
+local intact = redis.call('HEXISTS', KEYS[1], marker) == 1
+if status == 'done' or (status == 'running' and intact and redis.call('EXISTS', KEYS[4]) == 0)
+    then
+  return {0, status}
+end
+for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local stamp = string.format('%.6f', now)
+redis.call('HSET', KEYS[1], 'run_id', run_id, 'spider', spider, 'status', 'running',
+           marker, redis.call('HGET', KEYS[1], marker) or stamp, 'restarted_at', stamp,
+           'start_entries', #ARGV - 4)
+redis.call('HDEL', KEYS[1], 'finished_at')
+redis.call('HINCRBY', KEYS[1], 'restarts', 1)
+for i = 5, #ARGV, 500 do
+  redis.call('RPUSH', KEYS[5], unpack(ARGV, i, math.min(i + 499, #ARGV)))
+end
+local cur = redis.call('GET', KEYS[2])
+if not cur or cur == run_id
+    or redis.call('HGET', root .. ':' .. spider .. ':' .. cur .. ':meta', 'status') ~= 'running'
+    then
+  redis.call('SET', KEYS[2], run_id)
+end
+redis.call('ZADD', KEYS[3], 'NX', now, run_id)
+return {1, 'running'}
+"""
+
+
+def restart_run(
+    server: redis.Redis, spider: str, run_id: str, entries: list[dict[str, Any]]
+) -> None:
+    """Crawl an interrupted (or lost, or stopped) run again from ``entries``, same id.
+
+    Atomically empties what is left of its queues, leases, dead letters, stats and
+    dupefilter (after a loss, nodes still alive may have put fingerprints in a fresh
+    set, which would keep the re-crawl from fetching those pages), seeds the start
+    queue, sets it running (``restarts`` counts this) and makes it the spider's current
+    run unless another live run is. Raises ``RunStateError`` for a done run or a live
+    one (running, not stopped): restarting would throw away work nodes are doing.
+    """
+    keys = RunKeys(spider, run_id)
+    encoded = [json.dumps(entry, sort_keys=True, ensure_ascii=False) for entry in entries]
+    script = server.register_script(_RESTART)
+    restarted, status = script(
+        keys=[keys.meta, current_key(spider), runs_key(spider), keys.stop,
+              *(getattr(keys, name) for name in _RESTART_CLEARS)],
+        args=[KEY_ROOT, spider, run_id, CREATION_MARKER, *encoded],
+    )
+    if not restarted:
+        raise RunStateError(
+            f"crawl run {spider}/{run_id} is {_text(status)}: only an interrupted, lost or "
+            "stopped run is restarted")
 
 
 def active_nodes(server: redis.Redis, spider: str, run_id: str | None = None) -> list[str]:
@@ -308,6 +460,10 @@ def get_run(server: redis.Redis, spider: str, run_id: str) -> dict[str, Any] | N
         "started_at": float(meta["started_at"]) if meta.get("started_at") else None,
         "finished_at": float(meta["finished_at"]) if meta.get("finished_at") else None,
         "start_entries": int(meta.get("start_entries", 0)),
+        "restarts": int(meta.get("restarts", 0)),
+        "interrupted_at": (float(meta["interrupted_at"]) if meta.get("interrupted_at")
+                           else None),
+        "interrupted_reason": meta.get("interrupted_reason"),
         "stop_requested": bool(stop),
         "nodes": [
             {"node": _text(node), "active": deadline > now_s, **infos.get(_text(node), {})}
@@ -331,7 +487,8 @@ def wait_for_done(
     timeout: float,
     poll: float = 0.25,
 ) -> dict[str, Any]:
-    """Block until the run is done; returns ``get_run``. Raises TimeoutError."""
+    """Block until the run is done; returns ``get_run``. Raises TimeoutError, and
+    RunStateError if the run is interrupted."""
     deadline = time.monotonic() + timeout
     while True:
         run = get_run(server, spider, run_id)
@@ -339,6 +496,9 @@ def wait_for_done(
             raise LookupError(f"no crawl run {spider}/{run_id}")
         if run["status"] == DONE:
             return run
+        if run["status"] == INTERRUPTED:
+            raise RunStateError(f"crawl run {spider}/{run_id} was interrupted: "
+                                f"{run['interrupted_reason']}")
         if time.monotonic() >= deadline:
             raise TimeoutError(
                 f"crawl run {spider}/{run_id} not done after {timeout}s: {run['queue']}"

@@ -2,9 +2,15 @@
 
 Each node keeps its own stats in memory (what Scrapy logs at close) and mirrors every
 change to the run's stats hash: increments as HINCRBYFLOAT (sums across nodes), sets
-as HSET (last writer wins), max/min as a compare-and-set script. Changes are batched
-in one pipeline flushed about once a second and when the spider closes; changes made
-before the node has joined its run wait for the first flush after it has.
+as HSET (last writer wins), max/min as compare-and-set. Changes are batched and
+flushed about once a second and when the spider closes, each batch by one script
+(atomic); changes made before the node has joined its run wait for the first flush
+after it has.
+
+A batch is written only while the run is intact (``crawler.cluster.runs.run_intact``):
+after Redis lost the run, a flush would re-create a stats hash for a run that no longer
+exists. Such a batch is dropped with a warning: the run is re-crawled from its start
+when it is restarted, and its stats start again with it.
 """
 
 from __future__ import annotations
@@ -24,13 +30,35 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# KEYS: stats hash; ARGV: field, value, 'max' | 'min'
-_EXTREMUM = """
-local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
-local value = tonumber(ARGV[2])
-if current == nil or (ARGV[3] == 'max' and value > current)
-    or (ARGV[3] == 'min' and value < current) then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+# KEYS: stats hash, run meta; ARGV: guard (1|0), creation marker, then (op, field, value)
+# triples, op one of inc | set | max | min. Returns 0, writing nothing, when guarded and
+# the run is not intact. A non-number meets HSET instead of failing the script halfway,
+# so every error Redis answers is the infrastructure's and the batch can be retried.
+_APPLY = """
+if ARGV[1] == '1' then
+  local status = redis.call('HGET', KEYS[2], 'status')
+  if (status ~= 'running' and status ~= 'done')
+      or redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
+    return 0
+  end
+end
+for i = 3, #ARGV, 3 do
+  local op, field, value = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local number = tonumber(value)
+  local raw = redis.call('HGET', KEYS[1], field)
+  local current = tonumber(raw)
+  if op == 'set' or number == nil then
+    redis.call('HSET', KEYS[1], field, value)
+  elseif op == 'inc' then
+    if raw and current == nil then
+      redis.call('HSET', KEYS[1], field, value)
+    else
+      redis.call('HINCRBYFLOAT', KEYS[1], field, value)
+    end
+  elseif current == nil or (op == 'max' and number > current)
+      or (op == 'min' and number < current) then
+    redis.call('HSET', KEYS[1], field, value)
+  end
 end
 return 1
 """
@@ -55,8 +83,10 @@ class RunStatsCollector(StatsCollector):
         if not url:
             raise ValueError("RunStatsCollector needs REDIS_URL")
         self._server = redis.Redis.from_url(url)
-        self._extremum = self._server.register_script(_EXTREMUM)
+        self._apply = self._server.register_script(_APPLY)
         self._key: str | None = None
+        self._meta_key: str | None = None
+        self._refused = 0
         self._incs: dict[str, float] = {}
         self._ops: list[tuple[str, str, Any]] = []
         self._loop: task.LoopingCall | None = None
@@ -98,7 +128,7 @@ class RunStatsCollector(StatsCollector):
     def open_spider(self, spider: Spider | None = None) -> None:
         node = getattr(self._crawler, "toonpick_node", None)
         if node is not None and node.keys is not None:
-            self.bind(node.keys.stats)
+            self.bind(node.keys.stats, node.keys.meta)
         self._loop = task.LoopingCall(self.flush)
         self._loop.start(FLUSH_SECONDS, now=True).addErrback(
             lambda failure: logger.error("stats flushing stopped: %s", failure.value)
@@ -110,27 +140,37 @@ class RunStatsCollector(StatsCollector):
         self.flush()
         super().close_spider(reason=reason)
 
-    def bind(self, run_stats_key: str) -> None:
-        """Send changes (including those made so far) to this run's stats hash."""
+    def bind(self, run_stats_key: str, run_meta_key: str | None = None) -> None:
+        """Send changes (including those made so far) to this run's stats hash; with
+        ``run_meta_key``, only while that run is intact."""
         self._key = run_stats_key
+        self._meta_key = run_meta_key
 
-    def flush(self) -> None:
-        """Write buffered changes to the run's stats hash in one pipeline."""
+    def flush(self) -> bool:
+        """Write buffered changes to the run's stats hash in one script; returns False
+        if the run is not intact (the batch is dropped) or Redis failed (kept)."""
+        from crawler.cluster.runs import CREATION_MARKER
+
         if self._key is None or not (self._ops or self._incs):
-            return
+            return True
         ops = self._ops + [("inc", key, count) for key, count in self._incs.items()]
         self._ops, self._incs = [], {}
-        pipe = self._server.pipeline(transaction=True)
+        args: list[Any] = ["0" if self._meta_key is None else "1", CREATION_MARKER]
         for op, key, value in ops:
-            if op == "inc":
-                pipe.hincrbyfloat(self._key, key, value)
-            elif op in ("max", "min") and isinstance(value, (int, float)):
-                self._extremum(keys=[self._key], args=[key, value, op], client=pipe)
-            else:
-                pipe.hset(self._key, key, _stored(value))
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            args += [op if op == "inc" or numeric else "set", key,
+                     value if numeric else _stored(value)]
         try:
-            pipe.execute()
+            applied = self._apply(keys=[self._key, self._meta_key or self._key], args=args)
         except redis.RedisError as exc:
-            # MULTI: nothing was applied, so the batch can be retried whole.
+            # One script runs whole or not at all: retry the batch whole (only a reply
+            # lost after it ran would count it twice).
             logger.warning("could not flush run stats (%s); retrying", exc)
             self._ops = ops + self._ops
+            return False
+        if not applied:
+            self._refused += len(ops)
+            logger.warning("crawl run behind %s is lost or interrupted: %d stats changes not "
+                           "written (%d so far)", self._key, len(ops), self._refused)
+            return False
+        return True
