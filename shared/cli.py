@@ -9,6 +9,7 @@
     toonpick worker [--queue Q] [--burst]          a task worker (RQ), reconciling at start-up
     toonpick scheduler [--once [--now ISO] [--since ISO]]  enqueue schedule slots
     toonpick task run TYPE --params JSON [--force] | show ID | list | stop ID
+    toonpick crawl dead-letters list|replay RUN_ID --spider S [--crawl]   (or toonpick dead-letters)
     toonpick recommender seed | train | update | versions | show ID | evaluate FILE ...
 
 Subcommands import their packages lazily so ``toonpick config`` works in any
@@ -205,6 +206,74 @@ def _cmd_task(args: argparse.Namespace) -> int:
         repository.close()
 
 
+def _cmd_dead_letters(args: argparse.Namespace) -> int:
+    import redis
+
+    from crawler.cluster import dead_letters, runs
+    from crawler.launcher import REPO_ROOT, CrawlRequest, start_nodes, wait_all
+    from shared.config import load_config
+    from shared.stores.redis import redis_client
+
+    prog = f"toonpick dead-letters {args.dead_command}"
+    config = load_config()
+    if not config.redis_url:
+        print(f"{prog}: set REDIS_URL (crawl runs live in Redis)", file=sys.stderr)
+        return 2
+    server = redis_client(config.redis_url)
+    try:
+        if args.dead_command == "list":
+            letters = dead_letters.list_dead_letters(server, args.spider, args.run_id)
+            print(json.dumps(letters, indent=2, ensure_ascii=False))
+            return 0
+        replayed = dead_letters.replay(server, args.spider, args.run_id)
+        run = runs.get_run(server, args.spider, args.run_id) or {}
+        report = {"spider": args.spider, "run_id": args.run_id, "replayed": replayed,
+                  "status": run.get("status")}
+        if not args.crawl or run.get("status") == runs.DONE:
+            report["next"] = (f"toonpick crawl {args.spider} --run-id {args.run_id} "
+                              f"(or any spider node given -a run_id={args.run_id})")
+            print(json.dumps(report, indent=2))
+            return 0
+        nodes = start_nodes(CrawlRequest(args.spider, run_id=args.run_id), nodes=args.nodes,
+                            log_dir=REPO_ROOT / ".run" / "logs" / "dead-letters")
+        report["exit_codes"] = wait_all(nodes, timeout=args.timeout)
+        run = runs.get_run(server, args.spider, args.run_id) or {}
+        report.update(status=run.get("status"),
+                      dead_letters=run.get("queue", {}).get("dead"),
+                      logs=str(REPO_ROOT / ".run" / "logs" / "dead-letters"))
+        print(json.dumps(report, indent=2))
+        ok = run.get("status") == runs.DONE and not any(report["exit_codes"])
+        return 0 if ok else 1
+    except (LookupError, runs.RunStateError, TimeoutError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    except redis.RedisError as exc:
+        print(f"{prog}: Redis failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        server.close()
+
+
+def _add_dead_letters_parser(sub: argparse._SubParsersAction) -> None:
+    from crawler.launcher import SPIDERS
+
+    dead = sub.add_parser("dead-letters", help="a crawl run's dead letters: list, replay "
+                                               "(also as `toonpick crawl dead-letters`)")
+    deadsub = dead.add_subparsers(dest="dead_command", required=True)
+    for name, text in (("list", "the run's dead letters as JSON: url, callback, reason"),
+                       ("replay", "put every dead letter back in the run's queue")):
+        p = deadsub.add_parser(name, help=text)
+        p.add_argument("run_id")
+        p.add_argument("--spider", required=True, choices=SPIDERS)
+        p.set_defaults(func=_cmd_dead_letters)
+        if name == "replay":
+            p.add_argument("--crawl", action="store_true",
+                           help="then run spider node(s) on the run until it is done")
+            p.add_argument("--nodes", type=int, default=1, help="spider processes with --crawl")
+            p.add_argument("--timeout", type=float, default=3600.0,
+                           help="seconds before the nodes are killed (with --crawl)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toonpick", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -281,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(func=_cmd_task)
 
+    _add_dead_letters_parser(sub)
+
     from recommender.cli import add_parser as add_recommender_parser
 
     add_recommender_parser(sub)
@@ -296,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return standby_main(argv[1:])
     if argv and argv[0] == "simulator":
         return _cmd_simulator(argv[1:])
+    if argv[:2] == ["crawl", "dead-letters"]:
+        argv = argv[1:]  # `crawl` takes a spider positional: the group is top-level too
     args = parser.parse_args(argv)
     return args.func(args)
 
