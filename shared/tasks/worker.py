@@ -6,6 +6,17 @@ then works; its maintenance hook reconciles again every ``reconcile_interval`` s
 The worker wakes from its blocking dequeue at that interval, so an idle worker still
 notices dead peers.
 
+Delayed jobs (retries after their backoff) are moved to their queue by RQ's scheduler,
+which runs in one worker per queue: the one holding the queue's scheduler lock (a Redis
+key RQ refreshes every second to 61 s). A worker killed with its scheduler leaves that
+lock behind, and RQ only tries to take a lock again in its registry maintenance, every
+10 minutes: a retry due at +60 s started 8 min 43 s late. So a task worker, whenever it
+has no scheduler running (at start-up, on every reconcile tick, and while it watches a
+long job), takes over the locks of schedulers that are dead (same host, their pid gone)
+or silent (not refreshed for ``STALE_SCHEDULER_SECONDS`` past their due refresh, any
+host) and starts its own scheduler. A silent scheduler that wakes up again finds its
+lock taken and stops scheduling that queue (RQ's own heartbeat handles that).
+
 ``python -m shared.tasks.worker --queue default --task-module pkg.tasks`` runs one.
 """
 
@@ -13,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -21,14 +34,72 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import redis
 from rq import Worker
-from rq.exceptions import StopRequested
+from rq.exceptions import SchedulerNotFound, StopRequested
+from rq.scheduler import RQScheduler
 
 from shared.stores.redis import redis_client
 from shared.tasks.runner import RunnerSettings, configure_process, reconcile
 from shared.tasks.types import import_task_modules, parse_module_list, registered_queues
 
 log = logging.getLogger(__name__)
+
+# RQ's scheduler sets its lock's TTL to its interval + 60 s on every refresh (rq/scheduler.py,
+# ``acquire_locks`` and ``heartbeat``), so a live one never lets it fall below 60 s.
+_RQ_LOCK_TTL_MARGIN = 60.0
+# How long past its due refresh a scheduler on another host counts as dead.
+STALE_SCHEDULER_SECONDS = 10.0
+# KEYS: lock; ARGV: owner. The lock is deleted only if the dead owner still holds it.
+_RELEASE_IF_OWNER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _dead_owner(connection: redis.Redis, owner: str, lock_ttl: float,
+                stale_seconds: float) -> str | None:
+    """Why the scheduler ``owner`` holding a lock with ``lock_ttl`` seconds left is dead,
+    or None when it may be alive."""
+    try:
+        scheduler = RQScheduler.fetch(owner, connection)
+    except SchedulerNotFound:
+        scheduler = None  # RQ writes it just after taking the lock: judge by the TTL
+    if (scheduler is not None and scheduler.pid and scheduler.hostname == socket.gethostname()
+            and not _pid_alive(scheduler.pid)):
+        return f"its process {scheduler.pid} on this host is gone"
+    if 0 <= lock_ttl < _RQ_LOCK_TTL_MARGIN - stale_seconds:
+        return f"its lock was not refreshed for {_RQ_LOCK_TTL_MARGIN - lock_ttl:.0f} s"
+    return None
+
+
+def release_dead_scheduler_locks(connection: redis.Redis, queue_names: Sequence[str],
+                                 stale_seconds: float = STALE_SCHEDULER_SECONDS) -> list[str]:
+    """Delete the scheduler locks of ``queue_names`` held by dead schedulers (see the
+    module doc); returns the queues whose lock was freed."""
+    release = connection.register_script(_RELEASE_IF_OWNER)
+    freed = []
+    for name in queue_names:
+        key = RQScheduler.get_locking_key(name)
+        owner, ttl_ms = connection.get(key), connection.pttl(key)
+        if owner is None:
+            continue
+        owner = owner.decode() if isinstance(owner, bytes) else str(owner)
+        reason = _dead_owner(connection, owner, ttl_ms / 1000.0, stale_seconds)
+        if reason and release(keys=[key], args=[owner]):
+            log.warning("queue %s: took over the scheduler lock of %s (%s)", name, owner, reason)
+            freed.append(name)
+    return freed
 
 
 class TaskWorker(Worker):
@@ -61,6 +132,38 @@ class TaskWorker(Worker):
             super().run_maintenance_tasks()
         if self.reconcile_due:
             self.reconcile()
+            self.ensure_scheduler()
+
+    def maintain_heartbeats(self, *args: Any, **kwargs: Any) -> None:
+        # Called every job-monitoring interval while a work horse runs: a worker busy
+        # with a long crawl still takes over a dead peer's scheduler.
+        super().maintain_heartbeats(*args, **kwargs)
+        self.ensure_scheduler()
+
+    def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
+        self._release_dead_locks()
+        super()._start_scheduler(*args, **kwargs)
+
+    @property
+    def scheduler_running(self) -> bool:
+        process = self.scheduler._process if self.scheduler is not None else None
+        return process is not None and process.is_alive()
+
+    def ensure_scheduler(self) -> None:
+        """Start this worker's scheduler if it has none and the locks can be had, taking
+        over those of dead schedulers (see the module doc)."""
+        if self.scheduler is None or self.scheduler_running:
+            return
+        try:
+            self._release_dead_locks()
+            self.scheduler.acquire_locks(auto_start=True)
+        except redis.exceptions.RedisError as exc:
+            log.warning("could not check the scheduler locks: %s", exc)
+        if self.scheduler_running:
+            log.info("scheduler started for %s", ", ".join(sorted(self.scheduler.acquired_locks)))
+
+    def _release_dead_locks(self) -> None:
+        release_dead_scheduler_locks(self.connection, self.queue_names())
 
     def reconcile(self) -> None:
         self._reconciled_at = time.monotonic()

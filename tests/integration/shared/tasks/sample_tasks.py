@@ -18,6 +18,9 @@ from shared.tasks.runner import TaskContext
 from shared.tasks.types import InvalidParams, RetryPolicy, TaskStopped, register_task
 
 STEPS_TASK = "TEST_COUNTED_STEPS"
+# The same body, retried after a backoff: a retry that RQ's scheduler must promote.
+STEPS_BACKOFF_TASK = "TEST_COUNTED_STEPS_BACKOFF"
+STEPS_BACKOFF_SECONDS = 3.0
 FLAKY_TASK = "TEST_FLAKY"
 ALWAYS_FAILS_TASK = "TEST_ALWAYS_FAILS"
 REFUSES_TASK = "TEST_REFUSES_INPUT"
@@ -84,6 +87,9 @@ def refuses_input(ctx: TaskContext, run_key: str) -> None:
 # An abandoned execution has already waited out the heartbeat timeout: retry it at once.
 register_task(STEPS_TASK, counted_steps, identifying=("run_key",),
               retry=RetryPolicy(max_retries=2, backoff=(0,)), queue="tasks-test", timeout=120)
+register_task(STEPS_BACKOFF_TASK, counted_steps, identifying=("run_key",),
+              retry=RetryPolicy(max_retries=2, backoff=(STEPS_BACKOFF_SECONDS,)),
+              queue="tasks-test", timeout=120)
 register_task(FLAKY_TASK, flaky, retry=RetryPolicy(max_retries=2, backoff=(1.0,)),
               queue="tasks-test", timeout=60)
 register_task(ALWAYS_FAILS_TASK, always_fails, retry=RetryPolicy(max_retries=1, backoff=(0,)),

@@ -10,10 +10,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from shared.stores.mariadb import connect
 from shared.tasks.repository import TaskRepository
@@ -21,6 +23,8 @@ from shared.tasks.runner import enqueue_task
 from shared.tasks.types import Execution, ExecutionStatus, Trigger
 from tests.integration.shared.tasks.sample_tasks import (
     FLAKY_TASK,
+    STEPS_BACKOFF_SECONDS,
+    STEPS_BACKOFF_TASK,
     STEPS_TASK,
     create_side_tables,
 )
@@ -232,3 +236,31 @@ def test_stop_keeps_partial_work_and_a_restart_completes_it(workers, mariadb_url
     assert [s for e, s in _steps(mariadb_url, "stop") if e == second_id] == list(
         range(kept, steps))
     assert _results(mariadb_url, "stop") == [(second_id, steps)]
+
+
+def test_a_delayed_retry_starts_on_time_when_the_dead_workers_scheduler_lock_is_still_held(
+    workers, mariadb_url, redis_url
+):
+    """The killed worker's RQ scheduler leaves its lock (61 s TTL) behind; RQ alone would
+    let the new worker take it at its next 10-minute maintenance. The retry is due
+    STEPS_BACKOFF_SECONDS after it was created and must start right then."""
+    repo = TaskRepository(mariadb_url)
+    first_id = enqueue_task(mariadb_url, redis_url, STEPS_BACKOFF_TASK,
+                            {"run_key": "late", "steps": 30, "step_seconds": 0.1}, "api")
+    doomed = workers.start()
+    wait_for(lambda: repo.load_checkpoint(first_id).get("next_step", 0) >= 3, 20,
+             "the first worker to checkpoint 3 steps", workers)
+    workers.kill(doomed)
+    lock = redis.Redis.from_url(redis_url).get("rq:scheduler-lock:tasks-test")
+    assert lock is not None  # the dead scheduler's lock outlives it
+    time.sleep(2)
+    workers.start()
+    wait_for(lambda: any(e.status is ExecutionStatus.COMPLETED
+                         for e in _instance(repo, first_id)), 40, "the retry", workers)
+    first, retry = _instance(repo, first_id)
+    assert first.status is ExecutionStatus.ABANDONED and retry.trigger is Trigger.RETRY
+    due = retry.created_at + timedelta(seconds=STEPS_BACKOFF_SECONDS)
+    late = (retry.started_at - due).total_seconds()
+    # Not before its backoff (whole seconds in RQ's scheduler), and within seconds of it.
+    assert -1.0 <= late < 5.0, (late, workers.logs())
+    assert "took over the scheduler lock" in workers.logs(), workers.logs()
