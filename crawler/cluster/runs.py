@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +104,13 @@ def runs_key(spider: str) -> str:
     return f"{KEY_ROOT}:{spider}:runs"
 
 
+# Keys of a run's work and progress, emptied when the run is (re)created (its nodes are
+# kept: the record of who crawled it). A new run has none of them; a run re-created
+# after Redis lost it may: nodes still alive put requests and fingerprints in fresh keys,
+# and such a fingerprint would keep the new crawl from fetching its page.
+_WORK_KEYS = ("start", "requests", "reclaimed", "leases", "payloads", "infos", "dead",
+              "dead_infos", "dead_reasons", "waiting", "dupefilter", "stats")
+
 # KEYS: current, runs index; ARGV: key root, spider, run id, claim current (1|0), entries...
 # With claim=1 an existing live current run wins and is returned instead.
 # started_at is CREATION_MARKER.
@@ -118,6 +126,9 @@ if claim == '1' then
 end
 local prefix = root .. ':' .. spider .. ':' .. run_id .. ':'
 if redis.call('EXISTS', prefix .. 'meta') == 1 then return {0, run_id} end
+for _, name in ipairs({""" + ", ".join(f"'{name}'" for name in _WORK_KEYS) + """}) do
+  redis.call('DEL', prefix .. name)
+end
 redis.call('HSET', prefix .. 'meta', 'run_id', run_id, 'spider', spider, 'status', 'running',
            'started_at', string.format('%.6f', now), 'start_entries', #ARGV - 4)
 for i = 5, #ARGV, 500 do
@@ -358,12 +369,7 @@ def mark_interrupted(server: redis.Redis, spider: str, run_id: str, reason: str)
                         args=[run_id, spider, reason, CREATION_MARKER]))
 
 
-# Keys of the run's work and progress that a restart empties (its nodes are kept: the
-# record of who crawled it).
-_RESTART_CLEARS = ("start", "requests", "reclaimed", "leases", "payloads", "infos", "dead",
-                   "dead_infos", "dead_reasons", "waiting", "dupefilter", "stats")
-
-# KEYS: meta, current, runs index, stop flag, then the keys of _RESTART_CLEARS (KEYS[5]
+# KEYS: meta, current, runs index, stop flag, then the keys of _WORK_KEYS (KEYS[5]
 # is the start queue); ARGV: key root, spider, run id, marker, entries...
 _RESTART = """
 local root, spider, run_id, marker = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -412,13 +418,35 @@ def restart_run(
     script = server.register_script(_RESTART)
     restarted, status = script(
         keys=[keys.meta, current_key(spider), runs_key(spider), keys.stop,
-              *(getattr(keys, name) for name in _RESTART_CLEARS)],
+              *(getattr(keys, name) for name in _WORK_KEYS)],
         args=[KEY_ROOT, spider, run_id, CREATION_MARKER, *encoded],
     )
     if not restarted:
         raise RunStateError(
             f"crawl run {spider}/{run_id} is {_text(status)}: only an interrupted, lost or "
             "stopped run is restarted")
+
+
+def open_requested_run(
+    server: redis.Redis,
+    spider: str,
+    run_id: str,
+    entries: Callable[[], list[dict[str, Any]]],
+) -> str:
+    """What a node given ``-a run_id=<id>`` does with that run: returns ``created`` (it
+    did not exist), ``restarted`` (it was interrupted: crawled again from ``entries()``,
+    see ``restart_run``) or ``joined``. ``entries`` is called only to seed."""
+    status = server.hget(RunKeys(spider, run_id).meta, "status")
+    if status is None:
+        created, _ = create_run(server, spider, entries(), run_id, claim_current=False)
+        return "created" if created else "joined"
+    if _text(status) != INTERRUPTED:
+        return "joined"
+    try:
+        restart_run(server, spider, run_id, entries())
+    except RunStateError:
+        return "joined"  # another node restarted it first
+    return "restarted"
 
 
 def active_nodes(server: redis.Redis, spider: str, run_id: str | None = None) -> list[str]:

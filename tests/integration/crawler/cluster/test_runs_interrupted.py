@@ -166,3 +166,34 @@ def test_restart_refuses_a_live_run_and_restarts_a_stopped_one(server):
     assert runs.current_run(server, "kakao") == other
     assert runs.get_run(server, "kakao", run_id)["restarts"] == 1
     assert runs.run_intact(server, "kakao", run_id)
+
+
+def test_a_run_created_again_after_a_loss_starts_from_clean_keys(server):
+    # tasks.open_runs re-creates a checkpointed run Redis no longer has (start_run).
+    run_id = runs.start_run(server, "naver", ENTRIES, run_id="r-again")
+    keys = RunKeys("naver", run_id)
+    server.flushdb()
+    server.sadd(keys.dupefilter, "fingerprint-of-the-list-page")
+    server.hset(keys.stats, "item_scraped_count", 40)
+    assert runs.start_run(server, "naver", ENTRIES, run_id=run_id) == run_id
+    assert not server.exists(keys.dupefilter) and not server.exists(keys.stats)
+    assert server.llen(keys.start) == 2 and runs.run_intact(server, "naver", run_id)
+
+
+def test_a_node_given_the_run_id_creates_restarts_or_joins_it(server):
+    seeded = []
+
+    def entries():
+        seeded.append(1)
+        return ENTRIES
+
+    assert runs.open_requested_run(server, "naver", "r-node", entries) == "created"
+    assert runs.open_requested_run(server, "naver", "r-node", entries) == "joined"
+    assert len(seeded) == 1  # joining a live run computes no start entries
+    server.flushdb()
+    runs.mark_interrupted(server, "naver", "r-node", "keys vanished")
+    assert runs.open_requested_run(server, "naver", "r-node", entries) == "restarted"
+    assert runs.open_requested_run(server, "naver", "r-node", entries) == "joined"
+    run = runs.get_run(server, "naver", "r-node")
+    assert run["status"] == runs.RUNNING and run["restarts"] == 1
+    assert run["queue"]["start"] == 2 and len(seeded) == 2
