@@ -21,6 +21,11 @@ not fit depends on what it is:
 
 A title is never dropped over an optional field. The first fitting of each field
 is logged as a warning; the platform's whole text stays in MongoDB's raw document.
+
+Before any of that, a lone UTF-16 surrogate anywhere in the item, its raw payload
+included, is *repaired* to U+FFFD (``validate/repaired/lone_surrogate``, counted
+per item): JSON may carry one (``"\\ud83d"``, an emoji cut in half by a platform
+shortening its text), and neither MariaDB nor MongoDB can encode it.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ _WHITESPACE = re.compile(r"\s+")
 # Summaries keep their line breaks; only runs of spaces and tabs are collapsed.
 _INLINE_SPACE = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
+# json.loads joins valid surrogate pairs, so any surrogate left in a str is a lone one.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InvalidItem(ValueError):
@@ -58,6 +65,8 @@ class InvalidItem(ValueError):
         self.detail = detail
 
 
+# How much of a refused value a drop's log line quotes.
+MAX_LOGGED_DETAIL = 300
 # MariaDB's INT: episode and season numbers above it are refused (DataError 1264).
 MAX_INT_COLUMN = 2_147_483_647
 
@@ -266,6 +275,45 @@ def clean_authors(value: Any, fitted: list[Fitted] | None = None) -> list[dict[s
     return list(authors.values())
 
 
+def repair_surrogates(value: Any) -> tuple[Any, int]:
+    """``value`` with every lone surrogate replaced by U+FFFD, and how many were.
+
+    Mappings and lists are repaired in place (a raw payload can be large); a string
+    is returned new.
+    """
+    if isinstance(value, str):
+        return _LONE_SURROGATE.subn("\ufffd", value)
+    count = 0
+    if isinstance(value, dict):
+        for key in list(value):
+            nested, found = repair_surrogates(value[key])
+            if found:
+                value[key] = nested
+                count += found
+            if isinstance(key, str) and _LONE_SURROGATE.search(key):
+                fixed, found = repair_surrogates(key)
+                value[fixed] = value.pop(key)
+                count += found
+    elif isinstance(value, list):
+        for index, element in enumerate(value):
+            nested, found = repair_surrogates(element)
+            if found:
+                value[index] = nested
+                count += found
+    return value, count
+
+
+def repair_item(item: WebtoonItem | EpisodeItem) -> int:
+    """Repair every field of ``item`` in place; returns the characters replaced."""
+    count = 0
+    for name, value in vars(item).items():
+        fixed, found = repair_surrogates(value)
+        if found:
+            setattr(item, name, fixed)
+            count += found
+    return count
+
+
 def clean_webtoon(item: WebtoonItem, fitted: list[Fitted] | None = None) -> WebtoonItem:
     """Check and clean ``item`` in place; values changed to fit are appended to ``fitted``."""
     if fitted is None:
@@ -343,28 +391,45 @@ class ValidationPipeline:
 
     def process_item(self, item: Any) -> Any:
         fitted: list[Fitted] = []
+        repaired = 0
         try:
             if isinstance(item, WebtoonItem):
+                repaired = repair_item(item)
                 clean_webtoon(item, fitted)
             elif isinstance(item, EpisodeItem):
+                repaired = repair_item(item)
                 clean_episode(item, fitted)
             else:
                 raise InvalidItem("unknown_item_type",
                                   f"{type(item).__name__} is neither WebtoonItem nor EpisodeItem")
         except InvalidItem as exc:
             self._inc(f"dropped/{exc.reason}")
+            # The detail quotes the bad value, which may be 500 KB long: one line is enough.
+            detail = str(exc) if len(str(exc)) <= MAX_LOGGED_DETAIL else \
+                str(exc)[:MAX_LOGGED_DETAIL] + "…"
             if exc.reason not in self._logged_reasons:
                 self._logged_reasons.add(exc.reason)
                 logger.warning("dropping invalid %s (%s); further drops for this reason "
                                "are only counted in validate/dropped/%s",
-                               type(item).__name__, exc, exc.reason)
+                               type(item).__name__, detail, exc.reason)
             # Scrapy would log every drop at WARNING; ours is logged once per reason above.
-            raise DropItem(f"invalid item: {exc}", log_level="DEBUG") from None
-        # Counted only for items that pass: a dropped item's long values reach no column.
+            raise DropItem(f"invalid item: {detail}", log_level="DEBUG") from None
+        # Counted only for items that pass: a dropped item's values reach no store.
+        if repaired:
+            self._report_repair(item, repaired)
         for change in fitted:
             self._report_fit(item, change)
         self._inc(f"passed/{type(item).__name__}")
         return item
+
+    def _report_repair(self, item: WebtoonItem | EpisodeItem, characters: int) -> None:
+        key = "repaired/lone_surrogate"
+        self._inc(key)
+        if key not in self._logged_fits:
+            self._logged_fits.add(key)
+            logger.warning("%s %s %s: %d lone surrogate(s) replaced by U+FFFD; further ones "
+                           "are only counted in %s/%s", item.platform, type(item).__name__,
+                           _where(item), characters, self.stats_prefix, key)
 
     def _report_fit(self, item: WebtoonItem | EpisodeItem, change: Fitted) -> None:
         key = f"{change.action}/{change.field}"
@@ -373,13 +438,18 @@ class ValidationPipeline:
             return
         self._logged_fits.add(key)
         width = COLUMN_WIDTHS[change.field]
-        where = (item.external_id if isinstance(item, WebtoonItem)
-                 else f"{item.webtoon_external_id} episode {item.season_no}-{item.episode_no}")
         logger.warning("%s %s %s: %s of %d %s does not fit %s (%d); %s, further ones are only "
-                       "counted in %s/%s", item.platform, type(item).__name__, where,
+                       "counted in %s/%s", item.platform, type(item).__name__, _where(item),
                        change.field, change.size, width.unit, width.column, width.limit,
                        change.action, self.stats_prefix, key)
 
     def _inc(self, key: str) -> None:
         if self.stats is not None:
             self.stats.inc_value(f"{self.stats_prefix}/{key}")
+
+
+def _where(item: WebtoonItem | EpisodeItem) -> str:
+    """The item's identity for a log line (its values may be long)."""
+    if isinstance(item, WebtoonItem):
+        return str(item.external_id)[:80]
+    return f"{str(item.webtoon_external_id)[:80]} episode {item.season_no}-{item.episode_no}"

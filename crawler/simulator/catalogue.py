@@ -23,8 +23,9 @@ from titles published on one platform where there are enough of them:
 - ``malformed=K``: broken payloads (not JSON, a missing title, wrong types) and
   ``K`` broken episodes; ``expected()`` leaves them out and lists them apart.
 - ``oversized=K``: valid but longer than the catalogue's columns: a synopsis of
-  ``OVERSIZED_SYNOPSIS_BYTES``, an author name of ``OVERSIZED_AUTHOR_CHARS`` and
-  one episode whose subtitle starts with ``OVERSIZED_SUBTITLE_CHARS`` characters.
+  ``OVERSIZED_SYNOPSIS_BYTES`` ending in ``CUT_EMOJI``, an author name of
+  ``OVERSIZED_AUTHOR_CHARS`` and one episode whose subtitle starts with
+  ``OVERSIZED_SUBTITLE_CHARS`` characters.
   They are expected in the stores like any title (listed again under
   ``expected()["oversized"]``); their long values as served, a store may hold
   them cut to its columns.
@@ -87,6 +88,9 @@ _DAY_PICK = list(DayOfWeek)
 OVERSIZED_SYNOPSIS_BYTES = 500_000
 OVERSIZED_AUTHOR_CHARS = 300
 OVERSIZED_SUBTITLE_CHARS = 2_000
+# Half of 😀 (its high surrogate): what a platform shortening text in UTF-16 (JavaScript)
+# leaves at the end; JSON carries it as "\ud83d", and no store can encode it as it is.
+CUT_EMOJI = "\ud83d"
 
 
 @dataclass
@@ -506,7 +510,8 @@ class Catalogue:
             pool = single if len(single) >= k else titles
             for t in rng.sample(pool, min(k, len(pool))):
                 t.oversized = True
-                t.synopsis = _long_text(rng, OVERSIZED_SYNOPSIS_BYTES, t.synopsis, lines=True)
+                t.synopsis = _long_text(rng, OVERSIZED_SYNOPSIS_BYTES, t.synopsis,
+                                        lines=True) + " " + CUT_EMOJI
                 # A new Author: the old one may be another title's too (authors are shared
                 # by a webtoon's platform copies, which then show the long name alike).
                 name = _long_text(rng, OVERSIZED_AUTHOR_CHARS, f"{t.external_id} {t.name}",
@@ -548,7 +553,8 @@ def _long_fields(title: Title) -> dict[str, Any]:
     """What ``expected()`` says about an oversized title's long values, as served."""
     long_episode = next((e for e in title.episodes if e.subtitle_prefix), None)
     return {
-        "synopsis_bytes": len(title.synopsis.encode("utf-8")),
+        # The cut emoji counts 3 bytes, as the U+FFFD that replaces it in the stores.
+        "synopsis_bytes": len(title.synopsis.encode("utf-8", "surrogatepass")),
         "author": next(a.name for a in title.authors if len(a.name) >= OVERSIZED_AUTHOR_CHARS),
         "episode": [long_episode.season, long_episode.no] if long_episode else None,
     }

@@ -58,11 +58,17 @@ class BadRequest(Exception):
     """A query parameter the real API would reject."""
 
 
+# A lone surrogate can only sit inside a JSON string, where its escape is valid JSON.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _encode(status: int, payload: Any) -> tuple[int, str, bytes]:
     if isinstance(payload, str):
         return status, HTML_TYPE, payload.encode("utf-8")
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return status, JSON_TYPE, body
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    # The catalogue's cut emoji (oversized=K) goes out as "\ud83d", as a platform sends it.
+    text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return status, JSON_TYPE, text.encode("utf-8")
 
 
 def _json_reply(status: int, payload: Any) -> Reply:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import json
 import logging
 
+import bson
 import pytest
 from scrapy.exceptions import DropItem
 
@@ -277,3 +279,50 @@ def test_every_width_names_its_column_and_a_known_policy():
         assert width.limit > 0 and width.column, field
         assert width.unit in ("chars", "bytes") and width.overflow in (
             "cut", "clear", "digest", "drop"), field
+
+
+# --- text every store can encode ----------------------------------------------------------
+
+def test_lone_surrogates_are_repaired_everywhere_in_the_item_and_counted(pipe, caplog):
+    caplog.set_level(logging.WARNING, logger="crawler.pipelines.validate")
+    # What json.loads makes of a platform that cut an emoji in half ("\ud83d").
+    raw = json.loads('{"synopsis": "끝\\ud83d", "list": ["\\udc00"], "\\ud800key": 1}')
+    item = WebtoonItem(platform="NAVER", external_id="1", title="제목\ud83d",
+                       authors=[{"uid": "NAVER:1", "name": "작가\udfff", "role": "WRITER"}],
+                       # Two halves written apart in Python source are two lone ones.
+                       summary="요약 \ud83d\ude00", raw=raw)
+    pipe.process_item(item)
+    assert item.title == "제목\ufffd" and item.authors[0]["name"] == "작가\ufffd"
+    assert item.summary == "요약 \ufffd\ufffd"
+    assert item.raw == {"synopsis": "끝\ufffd", "list": ["\ufffd"], "\ufffdkey": 1}
+    # Every store can take it now.
+    bson.encode(item.raw)
+    json.dumps(vars(item), ensure_ascii=False).encode("utf-8")
+    episode = EpisodeItem(platform="NAVER", webtoon_external_id="1", episode_no=1,
+                          title="1화\ud83d", raw={"subtitle": "1화\ud83d"})
+    pipe.process_item(episode)
+    assert episode.title == "1화\ufffd" and episode.raw == {"subtitle": "1화\ufffd"}
+    assert pipe.stats.values == {"validate/passed/WebtoonItem": 1,
+                                 "validate/passed/EpisodeItem": 1,
+                                 "validate/repaired/lone_surrogate": 2}
+    (record,) = caplog.records
+    assert "NAVER WebtoonItem 1: 7 lone surrogate(s) replaced by U+FFFD" in record.getMessage()
+
+
+def test_a_valid_pair_and_clean_text_are_left_alone(pipe):
+    raw = json.loads('{"t": "\\ud83d\\ude00"}')
+    assert raw == {"t": "😀"}
+    item = WebtoonItem(platform="NAVER", external_id="1", title="😀", raw=raw)
+    pipe.process_item(item)
+    assert item.title == "😀" and item.raw == {"t": "😀"}
+    assert pipe.stats.values == {"validate/passed/WebtoonItem": 1}
+
+
+def test_a_drop_quotes_at_most_a_line_of_the_bad_value(pipe, caplog):
+    caplog.set_level(logging.WARNING, logger="crawler.pipelines.validate")
+    with pytest.raises(DropItem) as dropped:
+        pipe.process_item(WebtoonItem(platform="NAVER", external_id="1", title="t",
+                                      status="X" * 500_000))
+    (record,) = caplog.records
+    assert len(record.getMessage()) < 600 and "bad_status" in record.getMessage()
+    assert len(str(dropped.value)) < 400

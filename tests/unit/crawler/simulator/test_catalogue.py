@@ -6,6 +6,7 @@ from datetime import date, timedelta
 import pytest
 
 from crawler.simulator.catalogue import (
+    CUT_EMOJI,
     OVERSIZED_AUTHOR_CHARS,
     OVERSIZED_SUBTITLE_CHARS,
     OVERSIZED_SYNOPSIS_BYTES,
@@ -166,7 +167,9 @@ def test_oversized_titles_are_expected_whole_and_listed_with_their_long_fields()
             # Still a title (and episodes) the stores must end with.
             entry = expected["platforms"][platform][title_id]
             assert fields["synopsis_bytes"] >= OVERSIZED_SYNOPSIS_BYTES
-            assert len(title.synopsis.encode("utf-8")) == fields["synopsis_bytes"]
+            assert title.synopsis.endswith(" " + CUT_EMOJI)
+            stored = title.synopsis.replace(CUT_EMOJI, "\ufffd")
+            assert len(stored.encode("utf-8")) == fields["synopsis_bytes"]
             assert len(fields["author"]) == OVERSIZED_AUTHOR_CHARS
             assert fields["author"] in entry["authors"]
             assert fields["episode"] in entry["episodes"]

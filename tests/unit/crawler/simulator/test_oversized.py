@@ -14,6 +14,7 @@ from crawler.parsing import kakao, kakaopage, naver
 from crawler.pipelines.validate import COLUMN_WIDTHS, ValidationPipeline
 from crawler.simulator import Catalogue, SimulatorServer, serve
 from crawler.simulator.catalogue import (
+    CUT_EMOJI,
     OVERSIZED_AUTHOR_CHARS,
     OVERSIZED_SUBTITLE_CHARS,
     OVERSIZED_SYNOPSIS_BYTES,
@@ -70,8 +71,10 @@ def test_long_fields_are_served_parsed_and_fitted_to_their_columns(
     (title_id, fields), = expected["oversized"][platform].items()
     item, episodes = crawl_title(simulator, platform, title_id)
 
-    # Served whole: the parser sees the platform's full text.
-    assert len(item.summary.encode("utf-8")) == fields["synopsis_bytes"]
+    # Served whole: the parser sees the platform's full text, the cut emoji included
+    # (sent as the JSON escape "\ud83d").
+    title = simulator.catalogue.title(platform, title_id)
+    assert item.summary == title.synopsis and item.summary.endswith(CUT_EMOJI)
     assert fields["synopsis_bytes"] >= OVERSIZED_SYNOPSIS_BYTES
     assert len(fields["author"]) == OVERSIZED_AUTHOR_CHARS
     assert fields["author"] in [a["name"] for a in item.authors]
@@ -98,16 +101,25 @@ def test_long_fields_are_served_parsed_and_fitted_to_their_columns(
     assert author["name"] == fields["author"][:name_width].rstrip()
     assert len(author["uid"]) <= COLUMN_WIDTHS["author_uid"].limit
     assert long_episode.title == served_subtitle[:COLUMN_WIDTHS["episode_title"].limit].rstrip()
-    # 500 KB fits the widened summary column: nothing cut.
+    # 500 KB fits the widened summary column: nothing cut; the half emoji is repaired.
     assert "validate/truncated/summary" not in pipe.stats.values
+    assert item.summary == title.synopsis.replace(CUT_EMOJI, "\ufffd")
     assert len(item.summary.encode("utf-8")) == fields["synopsis_bytes"]
+    assert pipe.stats.values["validate/repaired/lone_surrogate"] == 1
     # Kakao and KakaoPage name authors without ids: the uid carries the long name.
     uid_cut = pipe.stats.values.get("validate/truncated/author_uid", 0)
     assert uid_cut == (0 if platform == "NAVER" else 1)
     assert set(pipe.stats.values) <= {
         "validate/passed/WebtoonItem", "validate/passed/EpisodeItem",
         "validate/truncated/author_name", "validate/truncated/episode_title",
-        "validate/truncated/author_uid"}
+        "validate/truncated/author_uid", "validate/repaired/lone_surrogate"}
+
+
+def test_a_lone_surrogate_goes_out_as_its_json_escape(simulator: SimulatorServer) -> None:
+    (title_id, _), = simulator.catalogue.expected()["oversized"]["NAVER"].items()
+    body = fetch(naver.title_info_url(simulator.url, title_id)).body
+    assert body.decode("utf-8").count("\\ud83d") == 1
+    assert json.loads(body)["synopsis"].endswith(CUT_EMOJI)
 
 
 def test_kakao_cards_show_two_lines_not_the_whole_synopsis(simulator: SimulatorServer) -> None:
