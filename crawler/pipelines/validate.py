@@ -275,6 +275,25 @@ def clean_authors(value: Any, fitted: list[Fitted] | None = None) -> list[dict[s
     return list(authors.values())
 
 
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether any string in ``value`` (keys included) holds a lone surrogate.
+
+    The common case, so it is cheap: no recursion, ASCII strings skipped in C.
+    """
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, str):
+            if not current.isascii() and _LONE_SURROGATE.search(current):
+                return True
+        elif isinstance(current, dict):
+            stack.extend(current)
+            stack.extend(current.values())
+        elif isinstance(current, list | tuple):
+            stack.extend(current)
+    return False
+
+
 def repair_surrogates(value: Any) -> tuple[Any, int]:
     """``value`` with every lone surrogate replaced by U+FFFD, and how many were.
 
@@ -300,11 +319,18 @@ def repair_surrogates(value: Any) -> tuple[Any, int]:
             if found:
                 value[index] = nested
                 count += found
+    elif isinstance(value, tuple):
+        repaired = [repair_surrogates(element) for element in value]
+        count = sum(found for _, found in repaired)
+        if count:
+            value = tuple(element for element, _ in repaired)
     return value, count
 
 
 def repair_item(item: WebtoonItem | EpisodeItem) -> int:
     """Repair every field of ``item`` in place; returns the characters replaced."""
+    if not has_lone_surrogate(vars(item)):
+        return 0
     count = 0
     for name, value in vars(item).items():
         fixed, found = repair_surrogates(value)

@@ -14,6 +14,8 @@ from crawler.pipelines.validate import (
     ValidationPipeline,
     clean_episode,
     clean_webtoon,
+    has_lone_surrogate,
+    repair_surrogates,
 )
 
 
@@ -307,6 +309,13 @@ def test_lone_surrogates_are_repaired_everywhere_in_the_item_and_counted(pipe, c
                                  "validate/repaired/lone_surrogate": 2}
     (record,) = caplog.records
     assert "NAVER WebtoonItem 1: 7 lone surrogate(s) replaced by U+FFFD" in record.getMessage()
+
+
+def test_repair_reaches_tuples_and_keys():
+    value = {"a": ("x\udc00", ["y"]), "k\ud800": "z"}
+    fixed, count = repair_surrogates(value)
+    assert count == 2 and fixed == {"a": ("x\ufffd", ["y"]), "k\ufffd": "z"}
+    assert not has_lone_surrogate(fixed) and has_lone_surrogate(["ok", {"b": "\ud800"}])
 
 
 def test_a_valid_pair_and_clean_text_are_left_alone(pipe):
