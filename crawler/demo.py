@@ -5,19 +5,27 @@ platforms with N spider processes each (sharing one run per platform through
 Redis), then reads every store back and prints what landed: counts per
 platform and store, thumbnails stored, run time, and whether the stores hold
 exactly what the simulator serves.
+
+``toonpick crawl`` runs one platform's crawl through ``choose_run`` (join the spider's
+open run, or start one) and ``crawl_and_report`` (nodes, their logs in ``logs/``, the
+run's summary and whether it is complete).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crawler.launcher import REPO_ROOT, CrawlRequest, start_nodes, wait_all
+from crawler.launcher import LOGS_DIR, REPO_ROOT, CrawlRequest, start_nodes, wait_all
+from crawler.run_report import run_problems, run_summary
 from shared.config import Config, load_config
 from shared.domain import Platform
 from shared.stores.s3 import ensure_bucket, parse_s3_url, s3_client_from_config
@@ -52,22 +60,129 @@ def run_stats(redis_url: str, spider: str, run_id: str) -> dict[str, Any]:
         client.close()
 
 
+class RunChoiceError(ValueError):
+    """``toonpick crawl`` cannot decide on a run without the operator (a stopped run)."""
+
+
+@dataclass(frozen=True)
+class RunChoice:
+    """Which run ``toonpick crawl`` crawls and how it came to it."""
+
+    run_id: str
+    # "joined" (an open run), "resumed" (a stopped run named by --run-id: its stop is
+    # lifted), "new" (no open run, or --new), "named" (--run-id of a run not yet existing),
+    # "done" (--run-id of a finished run: nothing to crawl, only its report).
+    how: str
+    message: str
+
+
+def choose_run(redis_url: str, request: CrawlRequest, run_id: str | None,
+               new: bool) -> RunChoice:
+    """Join the spider's open run (the current one, else the newest still running) unless
+    ``new``; ``run_id`` names the run instead. Raises ``RunChoiceError`` when the open run
+    was stopped (a stop is an operator's or a task's decision: --run-id lifts it)."""
+    from crawler.cluster import runs
+    from crawler.tasks import make_current
+    from shared.stores.redis import redis_client
+
+    spider = request.spider
+    client = redis_client(redis_url)
+    try:
+        if run_id:
+            run = runs.get_run(client, spider, run_id)
+            if run is None:
+                return RunChoice(run_id, "named", f"new run {run_id} (named by --run-id)")
+            if run["status"] == runs.DONE:
+                return RunChoice(run_id, "done", f"run {run_id} is already done")
+            if run["stop_requested"]:
+                runs.clear_stop(client, spider, run_id)
+                make_current(client, spider, run_id)
+                return RunChoice(run_id, "resumed",
+                                 f"resuming stopped run {run_id} (its stop flag lifted)")
+            return RunChoice(run_id, "joined", f"joining run {run_id} ({run['status']})")
+        if new:
+            return RunChoice(request.run_id, "new", f"new run {request.run_id} (--new)")
+        current = runs.current_run(client, spider)
+        candidates = ([current] if current else []) + [
+            r for r in runs.list_runs(client, spider) if r != current]
+        for candidate in candidates:
+            run = runs.get_run(client, spider, candidate)
+            if run is None or run["status"] != runs.RUNNING:
+                continue
+            started = (datetime.fromtimestamp(run["started_at"]).isoformat(timespec="seconds")
+                       if run.get("started_at") else "?")
+            if run["stop_requested"]:
+                raise RunChoiceError(
+                    f"{spider} run {candidate} (started {started}) is open but was stopped; "
+                    f"resume it with --run-id {candidate}, or start another with --new")
+            return RunChoice(candidate, "joined",
+                             f"joining open run {candidate} (started {started}, "
+                             f"{len([n for n in run['nodes'] if n['active']])} node(s) on it); "
+                             "--new starts another")
+        return RunChoice(request.run_id, "new", f"new run {request.run_id} (no open run)")
+    finally:
+        client.close()
+
+
 def crawl_and_report(request: CrawlRequest, nodes: int = 1, timeout: float = 3600.0,
                      env: Mapping[str, str] | None = None,
-                     log_dir: Path | None = None) -> dict[str, Any]:
-    """Run one crawl with ``nodes`` processes and return its run record."""
+                     log_dir: Path | None = LOGS_DIR) -> dict[str, Any]:
+    """Run ``request``'s crawl with ``nodes`` processes; returns the report: node exit
+    codes and logs, the run's summary (``crawler.run_report``), its problems and ``ok``
+    (the run is complete: done, no dead letters, no failed items; drops allowed).
+
+    SIGTERM while waiting is passed on to the nodes (Scrapy's graceful close) and the
+    report is still made. Without REDIS_URL the crawl is one process and its record
+    comes from the node's stats file.
+    """
     started = time.monotonic()
     env = dict(env or {})
-    procs = start_nodes(request, nodes=nodes, env=env, log_dir=log_dir)
-    codes = wait_all(procs, timeout=timeout)
+    redis_url = env.get("REDIS_URL", os.environ.get("REDIS_URL", ""))
+    settings: dict[str, str] = {}
+    stats_file = None
+    if not redis_url:
+        name = f"{request.spider}-{request.run_id}.stats.json"
+        stats_file = (log_dir or REPO_ROOT / ".run") / name
+        settings["TOONPICK_STATS_FILE"] = str(stats_file)
+    procs = start_nodes(request, nodes=nodes, env=env, log_dir=log_dir, settings=settings)
     report: dict[str, Any] = {"spider": request.spider, "run_id": request.run_id,
-                              "mode": request.mode, "exit_codes": codes,
-                              "seconds": round(time.monotonic() - started, 2)}
-    redis_url = env.get("REDIS_URL") or os.environ.get("REDIS_URL")
+                              "mode": request.mode,
+                              "logs": [str(p.log_path) for p in procs if p.log_path]}
+
+    def pass_on(signum: int, _frame: Any) -> None:
+        for proc in procs:
+            if proc.process.poll() is None:
+                proc.process.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, pass_on)
+    try:
+        codes = wait_all(procs, timeout=timeout)
+    except TimeoutError as exc:
+        codes = [p.process.returncode for p in procs]
+        report["timeout"] = str(exc)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    report["exit_codes"] = codes
+    report["seconds"] = round(time.monotonic() - started, 2)
     if redis_url:
-        report["run"] = run_stats(redis_url, request.spider, request.run_id)
-    report["ok"] = all(code == 0 for code in codes)
+        run = run_stats(redis_url, request.spider, request.run_id)
+    else:
+        run = _single_process_run(request, stats_file)
+    report["summary"] = run_summary(run)
+    report["problems"] = run_problems(run)
+    report["ok"] = not report["problems"] and "timeout" not in report
     return report
+
+
+def _single_process_run(request: CrawlRequest, stats_file: Path | None) -> dict[str, Any]:
+    """A run record for a crawl without Redis, from its node's stats file."""
+    try:
+        stats = json.loads(stats_file.read_text()) if stats_file else {}
+    except (OSError, ValueError):
+        stats = {}
+    reason = stats.get("finish_reason")
+    return {"run_id": request.run_id, "status": "done" if reason == "finished" else
+            (reason or "not started"), "stats": stats, "queue": {}}
 
 
 def store_counts(config: Config, platform: Platform) -> dict[str, int]:

@@ -155,7 +155,8 @@ def start_nodes(
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)
             log_path = log_dir / f"{request.spider}-{request.run_id}-{index}.log"
-            out = log_path.open("wb")
+            # Appended: a later crawl joining the same run keeps the earlier nodes' logs.
+            out = log_path.open("ab")
         process = spawn(
             request.command(settings), cwd=REPO_ROOT, env=full_env,
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -26,9 +26,25 @@ own nodes have exited (SIGTERM, Scrapy's graceful shutdown, after ``STOP_GRACE``
 seconds; SIGKILL after as many again). Whatever was stored stays stored. A restart
 lifts the flags and starts nodes on the same runs, which finish them.
 
-The result, per platform, is the finished run's summary (``run_summary``): titles and
-episodes stored, drops by reason, requests and responses. The SQS completion message
+The result, per platform, is the finished run's summary (``crawler.run_report``): titles
+and episodes stored, drops by reason, requests and responses. The SQS completion message
 is built from it.
+
+The task ends FAILED (``CrawlTaskError``, so its retry policy rejoins the runs) when any
+run is not complete (``run_report.run_problems``):
+- the run was *interrupted* (Redis lost it: ``runs.INTERRUPTED``); the retry restarts it
+  under the same id (``runs.restart_run``), the stores being idempotent;
+- the run is done but has *dead letters* (requests no node could finish); the retry
+  replays them into the run (``dead_letters.replay``) and crawls them;
+- the run counted ``*/failed`` items (a store refused them: an infrastructure loss);
+  the retry crawls the platform again in a new run, since nothing in the old run says
+  which pages they came from.
+Drops (``*/dropped/<reason>``: the data's own fault) never fail a task; they are in the
+result. Before the body ends, for whatever reason, it ends the nodes it started itself
+(they also die with the work horse: ``crawler.launcher``).
+
+A restarted run (after a stop, or a retry) is made the spider's current run again unless
+another live run is, so standby nodes, which follow the current run, rejoin it.
 """
 
 from __future__ import annotations
@@ -42,10 +58,11 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from crawler.cluster import runs
+from crawler.cluster import dead_letters, runs
 from crawler.cluster.spider import new_run_id
 from crawler.cluster.standby import standby_nodes
 from crawler.launcher import REPO_ROOT, SPIDERS, CrawlNode, CrawlRequest, start_nodes
+from crawler.run_report import run_problems, run_summary
 from shared.config import load_config
 from shared.domain import CrawlMode, Platform
 from shared.stores.redis import redis_client
@@ -128,38 +145,6 @@ def start_entries(spider: str, mode: CrawlMode, today: str | None) -> list[dict[
     return instance.start_entries()
 
 
-def run_summary(run: dict[str, Any] | None) -> dict[str, Any]:
-    """What a run did, from its summed stats: stored titles/episodes, drops, requests."""
-    if not run:
-        return {}
-    stats = run.get("stats", {})
-
-    def total(prefix: str) -> int:
-        return int(sum(v for k, v in stats.items()
-                       if k.startswith(prefix) and isinstance(v, int | float)))
-
-    dropped = {k: int(v) for k, v in sorted(stats.items())
-               if "/dropped/" in k and isinstance(v, int | float)}
-    return {
-        "run_id": run.get("run_id"),
-        "status": run.get("status"),
-        "titles_stored": total("catalogue/webtoon/"),
-        "titles_new": int(stats.get("catalogue/webtoon/inserted", 0)
-                          + stats.get("catalogue/webtoon/linked", 0)),
-        "episodes_stored": total("catalogue/episode/"),
-        "episodes_new": int(stats.get("catalogue/episode/inserted", 0)
-                            + stats.get("catalogue/episode/linked", 0)),
-        "images_stored": int(stats.get("images/stored", 0)),
-        "dropped": dropped,
-        "dropped_total": sum(dropped.values()),
-        "requests": int(stats.get("downloader/request_count", 0)),
-        "responses": int(stats.get("downloader/response_count", 0)),
-        "dead_lettered": int(run.get("queue", {}).get("dead", 0)),
-        "seconds": (round(run["finished_at"] - run["started_at"], 2)
-                    if run.get("finished_at") and run.get("started_at") else None),
-    }
-
-
 @dataclass
 class PlatformCrawl:
     """One platform's run as this execution sees it."""
@@ -200,25 +185,57 @@ class CrawlTask:
             if run_id is None:
                 # Checkpointed before it exists: a restart after a crash in between finds
                 # the id and creates the run (the branch below) instead of a second run.
-                run_id = new_run_id()
-                self.crawls[spider] = PlatformCrawl(spider, run_id)
-                self.save_checkpoint()
-                runs.start_run(self.server, spider,
-                               start_entries(spider, self.mode, self.today), run_id)
-                self.ctx.log.info("%s: crawl run %s started (%s)", spider, run_id, self.mode)
+                self._new_run(spider)
                 continue
-            if runs.get_run(self.server, spider, run_id) is None and spider not in done:
+            run = runs.get_run(self.server, spider, run_id)
+            if spider in done:
+                if run is not None and run_problems(run):
+                    self._reopen_done(spider, run)
+                    continue
+                self.crawls[spider] = PlatformCrawl(spider, run_id, done=True)
+            elif run is None:
                 # Never created, or Redis lost it (flushed, restored): crawl it under the
                 # same id; the stores are idempotent, so nothing stored twice.
-                runs.start_run(self.server, spider,
-                               start_entries(spider, self.mode, self.today), run_id)
+                runs.start_run(self.server, spider, self._entries(spider), run_id)
                 self.ctx.log.warning("%s: crawl run %s was not in Redis; started it",
                                      spider, run_id)
-            elif spider not in done:
+                self.crawls[spider] = PlatformCrawl(spider, run_id)
+            elif run["status"] == runs.INTERRUPTED:
+                runs.restart_run(self.server, spider, run_id, self._entries(spider))
+                self.ctx.log.warning("%s: crawl run %s was interrupted; restarted it",
+                                     spider, run_id)
+                self.crawls[spider] = PlatformCrawl(spider, run_id)
+            else:
                 runs.clear_stop(self.server, spider, run_id)
+                make_current(self.server, spider, run_id)
                 self.ctx.log.info("%s: rejoining crawl run %s", spider, run_id)
-            self.crawls[spider] = PlatformCrawl(spider, run_id, done=spider in done)
+                self.crawls[spider] = PlatformCrawl(spider, run_id)
             self.save_checkpoint()
+
+    def _entries(self, spider: str) -> list[dict[str, Any]]:
+        return start_entries(spider, self.mode, self.today)
+
+    def _new_run(self, spider: str) -> None:
+        run_id = new_run_id()
+        self.crawls[spider] = PlatformCrawl(spider, run_id)
+        self.save_checkpoint()
+        runs.start_run(self.server, spider, self._entries(spider), run_id)
+        self.ctx.log.info("%s: crawl run %s started (%s)", spider, run_id, self.mode)
+
+    def _reopen_done(self, spider: str, run: dict[str, Any]) -> None:
+        """A done run a previous attempt failed on (see the module doc)."""
+        run_id = run["run_id"]
+        if run_summary(run)["failed_total"]:
+            self.ctx.log.warning("%s: crawl run %s lost items (%s); crawling the platform "
+                                 "again in a new run", spider, run_id,
+                                 "; ".join(run_problems(run)))
+            self._new_run(spider)
+            return
+        replayed = dead_letters.replay(self.server, spider, run_id)
+        self.ctx.log.warning("%s: crawl run %s: %d dead letter(s) replayed; crawling them",
+                             spider, run_id, replayed)
+        self.crawls[spider] = PlatformCrawl(spider, run_id)
+        self.save_checkpoint()
 
     def save_checkpoint(self) -> None:
         self.ctx.save_checkpoint({
@@ -266,6 +283,10 @@ class CrawlTask:
             if crawl.run is None:
                 raise CrawlTaskError(f"{crawl.spider}: crawl run {crawl.run_id} vanished "
                                      "from Redis while it ran")
+            if crawl.run["status"] == runs.INTERRUPTED:
+                raise CrawlTaskError(
+                    f"{crawl.spider}: crawl run {crawl.run_id} was interrupted (Redis lost "
+                    "it); a retry restarts it")
             if crawl.run["status"] == runs.DONE:
                 crawl.done = True
                 self.save_checkpoint()
@@ -298,6 +319,20 @@ class CrawlTask:
     # --- the whole body ----------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:
+            # Whatever ended the body (done, stop, failure, a lost execution): no node of
+            # ours outlives it. SIGTERM first: Scrapy's graceful close hands leases back.
+            deadline = time.monotonic() + STOP_GRACE
+            for crawl in self.crawls.values():
+                if crawl.node_running:
+                    self.ctx.log.info("%s: ending spider node %s", crawl.spider,
+                                      crawl.node.pid)
+                    _end_node(crawl.node, max(0.1, deadline - time.monotonic()),
+                              wait_first=False)
+
+    def _run(self) -> dict[str, Any]:
         self.open_runs()
         last_report = 0.0
         while True:
@@ -312,6 +347,12 @@ class CrawlTask:
             time.sleep(POLL_SECONDS)
         self.settle()
         self.report("done")
+        problems = {c.spider: run_problems(c.run) for c in self.crawls.values()}
+        problems = {spider: found for spider, found in problems.items() if found}
+        if problems:
+            raise CrawlTaskError("crawl runs not complete: " + "; ".join(
+                f"{spider} run {self.crawls[spider].run_id}: {', '.join(found)}"
+                for spider, found in problems.items()))
         return {
             "mode": self.mode.value,
             "today": self.today,
@@ -375,9 +416,13 @@ def _run_fraction(run: dict[str, Any] | None) -> float:
     return answered / (answered + pending)
 
 
-def _end_node(node: CrawlNode, grace: float) -> None:
-    """Wait for a node to close by itself, then SIGTERM (graceful), then SIGKILL."""
-    for signal_it in (None, node.process.terminate, node.process.kill):
+def _end_node(node: CrawlNode, grace: float, wait_first: bool = True) -> None:
+    """Wait for a node to close by itself (unless ``wait_first`` is False), then SIGTERM
+    (graceful), then SIGKILL, ``grace`` seconds each."""
+    steps = (None, node.process.terminate, node.process.kill)
+    for signal_it in steps if wait_first else steps[1:]:
+        if node.process.poll() is not None:
+            return
         if signal_it is not None:
             signal_it()
         try:
@@ -385,6 +430,27 @@ def _end_node(node: CrawlNode, grace: float) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+# KEYS: current; ARGV: run id, the current run's meta key prefix (root:spider:)
+_MAKE_CURRENT = """
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] and redis.call('HGET', ARGV[2] .. cur .. ':meta', 'status')
+    == 'running' then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+def make_current(server: redis.Redis, spider: str, run_id: str) -> bool:
+    """Point the spider's current run at ``run_id`` (``runs.request_stop`` cleared it)
+    unless another live run is current; returns whether it did. Standby nodes follow
+    the current run, so a restarted run gets them back."""
+    script = server.register_script(_MAKE_CURRENT)
+    return bool(script(keys=[runs.current_key(spider)],
+                       args=[run_id, f"{runs.KEY_ROOT}:{spider}:"]))
 
 
 def slot_day(slot: str | None) -> str | None:

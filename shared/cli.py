@@ -56,8 +56,12 @@ def _cmd_simulator(rest: Sequence[str]) -> int:
 
 
 def _cmd_crawl(args: argparse.Namespace) -> int:
-    from crawler.demo import crawl_and_report
+    from dataclasses import replace
+
+    from crawler.demo import RunChoiceError, choose_run, crawl_and_report, run_stats
     from crawler.launcher import CrawlRequest, LaunchError
+    from crawler.run_report import format_run, run_problems
+    from shared.config import load_config
 
     try:
         request = CrawlRequest(args.spider, mode=args.mode, title=args.title,
@@ -65,7 +69,35 @@ def _cmd_crawl(args: argparse.Namespace) -> int:
     except LaunchError as exc:
         print(f"toonpick crawl: {exc}", file=sys.stderr)
         return 2
-    report = crawl_and_report(request, nodes=args.nodes, timeout=args.timeout)
+    if args.new and args.run_id:
+        print("toonpick crawl: --new and --run-id exclude each other", file=sys.stderr)
+        return 2
+    redis_url = load_config().redis_url
+    if redis_url:
+        try:
+            choice = choose_run(redis_url, request, args.run_id, args.new)
+        except RunChoiceError as exc:
+            print(f"toonpick crawl: {exc}", file=sys.stderr)
+            return 2
+        print(f"toonpick crawl {request.spider}: {choice.message}", flush=True)
+        if choice.how == "done":
+            run = run_stats(redis_url, request.spider, choice.run_id)
+            print(format_run(run))
+            return 1 if run_problems(run) else 0
+        request = replace(request, run_id=choice.run_id)
+    try:
+        report = crawl_and_report(request, nodes=args.nodes, timeout=args.timeout)
+    except LaunchError as exc:
+        print(f"toonpick crawl: {exc}", file=sys.stderr)
+        return 2
+    if redis_url:
+        report["run_choice"] = choice.how
+        print(format_run(run_stats(redis_url, request.spider, request.run_id)))
+    else:
+        print(f"single-process crawl (no REDIS_URL): {request.spider}, "
+              f"exit codes {report['exit_codes']}")
+    for path in report["logs"]:
+        print(f"node log: {path}")
     print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
     return 0 if report.get("ok") else 1
 
@@ -293,8 +325,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("spider-node", add_help=False,
                    help="a standby spider node: crawls every new run of one spider")
 
-    p = sub.add_parser("crawl", help="crawl one platform with N spider nodes")
+    p = sub.add_parser(
+        "crawl", help="crawl one platform with N spider nodes",
+        description="Crawl one platform. With REDIS_URL the nodes join the spider's open "
+                    "run (still running) if there is one, else start a new run; it prints "
+                    "which, then the run's summary and JSON report; each node's log is in "
+                    "logs/.",
+        epilog="exit codes: 0 the run is done with nothing lost (drops for data reasons "
+               "are reported, not failures); 1 the run is not done, has dead letters or "
+               "counted */failed items (a store lost them), or the nodes timed out; "
+               "2 bad arguments, or the open run was stopped (resume it with --run-id or "
+               "start another with --new).")
     p.add_argument("spider", help="naver, kakao or kakaopage")
+    p.add_argument("--new", action="store_true",
+                   help="start a new run even if the spider has an open one")
     p.add_argument("--mode", default="all", help="all, new, episodes or title")
     p.add_argument("--title", help="platform title id or URL (mode title)")
     p.add_argument("--nodes", type=int, default=1,
