@@ -331,6 +331,8 @@ class LeaseTracker:
         self.stats = stats
         self._held: dict[str, _Held] = {}
         self._item_leases: dict[int, str] = {}
+        # Finished leases whose ack Redis refused (a blip): acked on the next heartbeat.
+        self._unacked: list[str] = []
 
     def __len__(self) -> int:
         return len(self._held)
@@ -433,11 +435,31 @@ class LeaseTracker:
         self._ack(lease_id)
 
     def _ack(self, lease_id: str) -> None:
-        if self.queue.ack(lease_id):
+        try:
+            still_leased = self.queue.ack(lease_id)
+        except redis.RedisError as exc:
+            self._unacked.append(lease_id)
+            logger.warning("could not ack a lease (%s); retrying on the next heartbeat", exc)
+            return
+        if still_leased:
             self._inc("lease/acked")
         else:
             # Its deadline passed while we worked; another node may be on it already.
             self._inc("lease/acked_late")
+
+    def unacked_ids(self) -> list[str]:
+        """Finished leases not acked yet (Redis refused): renewed until they are."""
+        return list(self._unacked)
+
+    def retry_acks(self) -> None:
+        """Ack what Redis refused earlier; raises RedisError if it still does."""
+        while self._unacked:
+            lease_id = self._unacked[0]
+            if self.queue.ack(lease_id):
+                self._inc("lease/acked")
+            else:
+                self._inc("lease/acked_late")
+            self._unacked.pop(0)
 
     def _inc(self, key: str) -> None:
         if self.stats is not None:

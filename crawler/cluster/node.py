@@ -173,6 +173,7 @@ class ClusterNode:
                 return
             if self._run_lost():
                 return
+            self.tracker.retry_acks()
             outage = self.outage()
             if outage <= self.outage_seconds:
                 self.queue.renew(self.tracker.held_ids())
@@ -360,6 +361,12 @@ class ClusterNode:
         if self.keys is None or self.tracker is None:
             return
         try:
+            # Best effort: what Redis refused during a blip goes in before the node leaves
+            # (anything left is redone by another node once its lease expires).
+            scheduler = self._scheduler()
+            if scheduler is not None:
+                scheduler.push_deferred()
+            self.tracker.retry_acks()
             released = self.tracker.release_all()
             if released:
                 logger.info("released %d leases on close", released)

@@ -116,3 +116,103 @@ def test_tracker_acks_after_output_and_items_and_abandons_on_item_error(server):
     time.sleep(0.3)
     assert q.reclaim_expired() == (1, 0)  # ...so it comes back for another attempt
     assert q.pop().payload == b"fails"
+
+
+def test_a_parent_is_acked_only_after_its_children_are_queued(server):
+    from crawler.cluster.leases import LeaseTracker
+
+    q = queue(server)
+    q.push(b"list page")
+    tracker = LeaseTracker(q)
+    lease = q.pop()
+    tracker.hold(lease.lease_id)
+    tracker.child_started(lease.lease_id)
+    tracker.child_started(lease.lease_id)
+    tracker.output_finished(lease.lease_id)
+    tracker.child_finished(lease.lease_id)
+    # The callback's output ended, but one child is still only in this process' memory.
+    assert q.leased() == 1 and lease.lease_id in tracker
+    tracker.child_finished(lease.lease_id)
+    assert q.leased() == 0 and len(tracker) == 0
+
+
+def test_a_lease_whose_items_all_wait_is_reported_waiting(server):
+    from crawler.cluster.leases import LeaseTracker
+
+    q = queue(server)
+    q.push(b"episodes")
+    tracker = LeaseTracker(q)
+    lease = q.pop()
+    item_a, item_b = {"no": 1}, {"no": 2}
+    tracker.hold(lease.lease_id)
+    tracker.item_started(lease.lease_id, item_a)
+    tracker.item_started(lease.lease_id, item_b)
+    tracker.output_finished(lease.lease_id)
+    assert tracker.lease_of_item(item_a) == lease.lease_id
+    tracker.item_waiting(item_a, True)
+    assert tracker.waiting_ids() == []  # item_b is still being written
+    tracker.item_waiting(item_b, True)
+    assert tracker.waiting_ids() == [lease.lease_id]
+    tracker.item_waiting(item_a, False)
+    tracker.item_finished(lease.lease_id, True, item_a)
+    assert tracker.waiting_ids() == [lease.lease_id]
+    tracker.item_waiting(item_b, False)
+    tracker.item_finished(lease.lease_id, True, item_b)
+    assert q.leased() == 0 and tracker.lease_of_item(item_b) is None
+
+
+def test_the_run_is_quiescent_only_when_every_lease_waits(server):
+    q = queue(server, lease_seconds=0.1)
+    for payload in (b"a", b"b", b"c"):
+        q.push(payload)
+    a, b = q.pop(), q.pop()
+    assert q.quiescent([a.lease_id]) == (False, 0)  # c is still queued
+    c = q.pop()
+    assert q.quiescent([a.lease_id, b.lease_id]) == (False, 0)  # c is being crawled
+    assert q.quiescent([c.lease_id]) == (True, 0)
+    # A lease that stops waiting is taken out again.
+    assert q.quiescent([], [b.lease_id]) == (False, 0)
+    # An expired lease of a dead node is work that may come back: not quiescent.
+    time.sleep(0.2)
+    assert q.quiescent([b.lease_id]) == (True, 0)
+    q.reclaim_expired()
+    assert q.quiescent([]) == (False, 0)
+
+
+def test_bury_dead_letters_held_leases_with_a_reason(server):
+    q = queue(server)
+    q.push(b"waits forever")
+    lease = q.pop()
+    assert q.bury([lease.lease_id], "waiting_on_dead_letters") == 1
+    assert q.leased() == 0 and q.dead_letters() == 1
+    keys = q.keys
+    assert server.hget(keys.dead, lease.lease_id) == b"waits forever"
+    assert server.hget(keys.dead_reasons, lease.lease_id) == b"waiting_on_dead_letters"
+    assert q.bury([lease.lease_id], "again") == 0  # only leases still held
+
+
+def test_reclaim_dead_letters_record_their_reason(server):
+    q = queue(server, lease_seconds=0.05, max_reclaims=0)
+    q.push(b"poison")
+    lease = q.pop()
+    time.sleep(0.1)
+    assert q.reclaim_expired() == (0, 1)
+    assert server.hget(q.keys.dead_reasons, lease.lease_id) == b"max_reclaims"
+
+
+def test_an_ack_refused_by_redis_is_retried(server, redis_url):
+    from crawler.cluster.leases import LeaseTracker
+
+    q = queue(server)
+    q.push(b"page")
+    lease = q.pop()
+    broken = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    tracker = LeaseTracker(LeasedQueue(broken, q.keys, 30.0))
+    tracker.hold(lease.lease_id)
+    tracker.output_finished(lease.lease_id)  # settles: the ack fails, is kept
+    assert tracker.unacked_ids() == [lease.lease_id] and q.leased() == 1
+    with pytest.raises(redis.RedisError):
+        tracker.retry_acks()
+    tracker.queue = q  # Redis answers again
+    tracker.retry_acks()
+    assert tracker.unacked_ids() == [] and q.leased() == 0
