@@ -152,3 +152,56 @@ def test_the_command_lists_and_replays(server, redis_url, monkeypatch, capsys):
     monkeypatch.setenv("REDIS_URL", "")
     assert cli.main(["dead-letters", "list", run_id, "--spider", "naver"]) == 2
     assert "REDIS_URL" in capsys.readouterr().err
+
+
+def test_replaying_a_killed_nodes_dead_letters_completes_the_stores(harness, simulator):
+    """The operator's case: a node SIGKILLed with max_reclaims 0 leaves dead letters in a
+    run that still ends done; `toonpick dead-letters replay --crawl` finishes the crawl."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from crawler.launcher import REPO_ROOT
+    from tests.integration.crawler.conftest import (
+        expected_episodes,
+        expected_titles,
+        point_at,
+    )
+
+    sim, catalogue = simulator(seed=3, titles=40, episodes=8)
+    point_at(harness, sim.url)
+    harness.env.update({"TOONPICK_CRAWL_LEASE_SECONDS": "3", "TOONPICK_CRAWL_HOST_RATE": "10",
+                        "TOONPICK_CRAWL_MAX_RECLAIMS": "0"})
+    expected = catalogue.expected()
+    request, procs = harness.start("naver", nodes=2)
+    victim = procs[0]
+    deadline = time.monotonic() + 90
+    while sum(harness.mongo_episodes("NAVER").values()) < 10:
+        assert time.monotonic() < deadline, "crawl did not get going"
+        assert victim.process.poll() is None, victim.log_text()[-3000:]
+        time.sleep(0.2)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.process.wait()
+    harness.wait(procs[1:], timeout=180)
+    run = harness.run_record("naver", request.run_id)
+    assert run["status"] == runs.DONE
+    dead = run["queue"]["dead"]
+    assert dead >= 1, "the killed node held no lease: nothing was dead-lettered to replay"
+
+    command = [sys.executable, "-m", "shared.cli", "dead-letters", "replay", request.run_id,
+               "--spider", "naver", "--crawl", "--timeout", "180"]
+    done = subprocess.run(command, cwd=REPO_ROOT, env={**os.environ, **harness.env},
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["replayed"] == dead and report["status"] == runs.DONE
+    assert report["exit_codes"] == [0] and report["dead_letters"] == 0
+
+    assert harness.mongo_titles("NAVER") == expected_titles(expected, "NAVER")
+    assert harness.maria_titles("NAVER") == expected_titles(expected, "NAVER")
+    assert harness.mongo_episodes("NAVER") == expected_episodes(expected, "NAVER")
+    assert harness.maria_episodes("NAVER") == expected_episodes(expected, "NAVER")
+    keys = harness.s3_keys()
+    for external_id in expected["platforms"]["NAVER"]:
+        assert f"webtoons/NAVER/{external_id}/thumbnail.jpg" in keys
