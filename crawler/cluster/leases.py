@@ -333,6 +333,9 @@ class LeaseTracker:
         self._item_leases: dict[int, str] = {}
         # Finished leases whose ack Redis refused (a blip): acked on the next heartbeat.
         self._unacked: list[str] = []
+        # Leases given up (an item failed): left to expire while the node runs (so a
+        # request that keeps failing is dead-lettered), handed back when it closes.
+        self._abandoned: list[str] = []
 
     def __len__(self) -> int:
         return len(self._held)
@@ -419,9 +422,10 @@ class LeaseTracker:
 
     def release_all(self) -> int:
         """Hand every unfinished lease back (a node closing): another node redoes it."""
-        ids = self.all_ids()
+        ids = self.all_ids() + self._abandoned
         self._held.clear()
         self._item_leases.clear()
+        self._abandoned = []
         return self.queue.release(ids)
 
     def _settle(self, lease_id: str, held: _Held) -> None:
@@ -431,6 +435,7 @@ class LeaseTracker:
         if held.failed:
             # Not acked and no longer renewed: it expires and is reclaimed.
             self._inc("lease/abandoned")
+            self._abandoned.append(lease_id)
             return
         self._ack(lease_id)
 

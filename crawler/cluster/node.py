@@ -45,6 +45,7 @@ from twisted.internet import task
 from crawler.cluster import runs
 from crawler.cluster.leases import LeasedQueue, LeaseTracker, connect_item_signals
 from crawler.cluster.runs import RunKeys
+from crawler.pipelines.batching import DEAD_LETTERED, DROP
 from shared.stores.redis import redis_client
 
 if TYPE_CHECKING:
@@ -247,12 +248,12 @@ class ClusterNode:
                          "dead-lettered (%d dead letters); replay the run's dead letters",
                          buried, dead)
             for writer in self.writers():
-                writer.resolve_pending(set(waiting), drop=False)
+                writer.resolve_pending(set(waiting), DEAD_LETTERED)
         else:
             logger.info("the run holds nothing but %d waiting requests: their items get a "
                         "last try, then are dropped", len(waiting))
             for writer in self.writers():
-                writer.resolve_pending(set(waiting), drop=True)
+                writer.resolve_pending(set(waiting), DROP)
         self._registered_waiting = set()
 
     # --- run loss -------------------------------------------------------------------

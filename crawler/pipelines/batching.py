@@ -97,6 +97,11 @@ class Failed:
 
 Outcome = Stored | Dropped | Pending | Failed
 
+# What becomes of a waiting item nothing can complete any more (``resolve_pending``).
+DROP = "drop"  # a data verdict: dropped with the store's reason
+DEAD_LETTERED = "dead_lettered"  # its request was dead-lettered: replay brings it back
+RELEASED = "released"  # its node closed: the request goes back to the queue
+
 
 class NotStored(RuntimeError):
     """An item the pipeline gave up on without storing it; its request is crawled again."""
@@ -162,10 +167,10 @@ class BatchingPipeline:
         # store answers). Written by the writer thread, read by the node.
         self.failing_since: float | None = None
         self._flushes = 0
-        # lease id -> (drop?, flush number): waiting items of these leases get their
+        # lease id -> (verdict, flush number): waiting items of these leases get their
         # last try in a flush after that number, then are dropped (or failed).
-        self._resolved: dict[str, tuple[bool, int]] = {}
-        self._resolve_all: tuple[bool, int] | None = None
+        self._resolved: dict[str, tuple[str, int]] = {}
+        self._resolve_all: tuple[str, int] | None = None
         if crawler is not None:
             # The cluster node reads every store's health from here (back-pressure).
             if not hasattr(crawler, "toonpick_writers"):
@@ -297,11 +302,14 @@ class BatchingPipeline:
                     retry.append(entry)
                     continue
                 self._unwait(entry)
-                if verdict:
+                if verdict == DROP:
                     self._drop(entry, outcome.reason)
                 else:
-                    self._fail(entry, NotStored(
-                        f"{self.stats_prefix}: {outcome.reason}, given up"))
+                    # Not stored and not acked: its request comes back (released with the
+                    # closing node's leases, or replayed with the run's dead letters).
+                    self._inc(f"waiting_{verdict}")
+                    entry.deferred.errback(Failure(NotStored(
+                        f"{self.stats_prefix}: {outcome.reason}; request {verdict}")))
                 continue
             self._unwait(entry)
             if isinstance(outcome, Stored):
@@ -318,8 +326,8 @@ class BatchingPipeline:
             if self._timer is None:
                 self._timer = self._clock.callLater(self.flush_seconds, self._on_timer)
 
-    def _verdict(self, entry: _Entry, final: bool) -> bool | None:
-        """For a waiting item: None (keep waiting), True (drop) or False (fail)."""
+    def _verdict(self, entry: _Entry, final: bool) -> str | None:
+        """For a waiting item: None (keep waiting), DROP, DEAD_LETTERED or RELEASED."""
         lease = self._lease_of(entry.item)
         resolved = self._resolved.get(lease) if lease is not None else None
         resolved = resolved or self._resolve_all
@@ -328,13 +336,16 @@ class BatchingPipeline:
         if final or self._closing:
             # A closing cluster node hands the lease back (another node finishes it);
             # a single process is at the crawl's end: nothing else will come.
-            return not self._clustered()
+            return RELEASED if self._clustered() else DROP
         return None
 
-    def resolve_pending(self, lease_ids: set[str] | None, drop: bool) -> None:
+    def resolve_pending(self, lease_ids: set[str] | None, verdict: str) -> None:
         """Nothing can bring what these leases' waiting items wait for (None: any lease):
-        after one more write they are dropped (``drop``) or failed."""
-        mark = (drop, self._flushes)
+        after one more write they are dropped (DROP: a data verdict) or, their request
+        dead-lettered, given up (DEAD_LETTERED)."""
+        if verdict not in (DROP, DEAD_LETTERED):
+            raise ValueError(f"unknown verdict {verdict!r}")
+        mark = (verdict, self._flushes)
         if lease_ids is None:
             self._resolve_all = mark
         else:
@@ -390,7 +401,7 @@ class BatchingPipeline:
                 or scraper_slot.queue or scraper_slot.itemproc_size > waiting)
         if not busy:
             for writer in getattr(self.crawler, "toonpick_writers", ()):
-                writer.resolve_pending(None, drop=True)
+                writer.resolve_pending(None, DROP)
 
     def _drop(self, entry: _Entry, reason: str) -> None:
         self._inc(f"dropped/{reason}")

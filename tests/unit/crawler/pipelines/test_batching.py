@@ -9,6 +9,7 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 
 from crawler.pipelines.batching import (
+    DROP,
     BatchingPipeline,
     Dropped,
     Pending,
@@ -118,7 +119,7 @@ def test_waiting_items_never_time_out_and_drop_only_when_resolved():
     assert got == [] and pipe.stats.values["list/waiting"] == 1
     assert pipe.waiting_count() == 1
     # Nothing can bring the parent any more: one last write, then the data verdict.
-    pipe.resolve_pending(None, drop=True)
+    pipe.resolve_pending(None, DROP)
     pipe.clock.advance(0)
     assert len(got) == 1 and "unknown_parent" in str(got[0].value)
     assert pipe.stats.values["list/dropped/unknown_parent"] == 1
@@ -132,7 +133,7 @@ def test_a_resolution_applies_only_to_writes_made_after_it():
     pipe.start()
     got = results([pipe.enqueue("child")])
     pipe.flush()
-    pipe.resolve_pending(None, drop=True)
+    pipe.resolve_pending(None, DROP)
     known.add("child")  # the parent landed just before the last try
     pipe.clock.advance(0)
     assert got == ["child"]
