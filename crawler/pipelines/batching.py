@@ -345,12 +345,14 @@ class BatchingPipeline:
         dead-lettered, given up (DEAD_LETTERED)."""
         if verdict not in (DROP, DEAD_LETTERED):
             raise ValueError(f"unknown verdict {verdict!r}")
+        # The first resolution stands: marking again before the last try has settled
+        # would put that try off once more.
         mark = (verdict, self._flushes)
         if lease_ids is None:
-            self._resolve_all = mark
+            self._resolve_all = self._resolve_all or mark
         else:
             for lease_id in lease_ids:
-                self._resolved[lease_id] = mark
+                self._resolved.setdefault(lease_id, mark)
         if self._buffer:
             # The last try comes now, not at the next retry tick.
             if self._timer is not None and self._timer.active():
