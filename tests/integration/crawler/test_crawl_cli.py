@@ -119,3 +119,28 @@ def test_exit_codes_drops_are_reported_but_dead_letters_and_failed_items_fail(ha
 def test_new_and_run_id_together_are_refused(harness):
     result = toonpick_crawl(harness, "naver", "--new", "--run-id", "x")
     assert result.returncode == 2 and "exclude each other" in result.stderr
+
+
+def test_sigterm_closes_the_nodes_gracefully_and_still_reports_an_unfinished_run(
+        harness, simulator, client):
+    server, _ = simulator(seed=33, titles=60, episodes=3)
+    point_at(harness, server.url)
+    harness.env.update({"TOONPICK_CRAWL_HOST_RATE": "8", "TOONPICK_CRAWL_LEASE_SECONDS": "3"})
+    crawl = subprocess.Popen([sys.executable, "-m", "shared.cli", "crawl", "naver"],
+                             cwd=REPO_ROOT, env={**os.environ, **harness.env},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while sum(harness.maria_titles("NAVER").values()) < 3:
+        assert crawl.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    run_id = runs.current_run(client, "naver")
+    crawl.terminate()
+    out, err = crawl.communicate(timeout=90)
+    assert crawl.returncode == 1, out[-3000:] + err[-3000:]
+    report = json.loads(out[out.index("\n{") + 1:])
+    assert report["run_id"] == run_id and report["exit_codes"] == [3]  # closed "shutdown"
+    assert report["problems"] == ["the run is running, not done"]
+    assert "complete: NO - the run is running, not done" in out
+    record = harness.run_record("naver", run_id)
+    assert [n["reason"] for n in record["nodes"]] == ["shutdown"]  # a graceful close
+    assert record["queue"]["leased"] == 0  # its leases went back to the run
