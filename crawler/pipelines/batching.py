@@ -394,7 +394,9 @@ class BatchingPipeline:
         scraper_slot = getattr(getattr(engine, "scraper", None), "slot", None)
         if engine is None or slot is None or scraper_slot is None:
             return
-        waiting = sum(w.waiting_count() for w in getattr(self.crawler, "toonpick_writers", ()))
+        writers = getattr(self.crawler, "toonpick_writers", ())
+        # Writers that never park items (the thumbnails) have no waiting_count.
+        waiting = sum(w.waiting_count() for w in writers if hasattr(w, "waiting_count"))
         if not waiting:
             return
         # Responses still being parsed are not counted: a response stays active while its
@@ -402,7 +404,7 @@ class BatchingPipeline:
         busy = (engine.downloader.active or slot.scheduler.has_pending_requests()
                 or scraper_slot.queue or scraper_slot.itemproc_size > waiting)
         if not busy:
-            for writer in getattr(self.crawler, "toonpick_writers", ()):
+            for writer in writers:
                 writer.resolve_pending(None, DROP)
 
     def _drop(self, entry: _Entry, reason: str) -> None:
