@@ -22,7 +22,9 @@ A thumbnail ends in one of three states:
   ``images/retries``) until it succeeds; when ``TOONPICK_CRAWL_OUTAGE_SECONDS`` have
   passed since its first failure the item fails (``images/failed``, an exception),
   so its request's lease is not acknowledged and the request is crawled again later.
-  It never "goes on without it".
+  It never "goes on without it". While thumbnails are being retried the pipeline's
+  ``failing_since`` is set, like a store writer's (``crawler.pipelines.batching``):
+  the cluster node reads it and takes no new work until the store answers.
 
 The base class caches each URL's result (a failure too) for the spider's life and
 logs every failure with a traceback; a retried thumbnail needs neither, so
@@ -117,8 +119,14 @@ class ThumbnailImagesPipeline(ImagesPipeline):
         self.store_uri = str(store_uri)
         self.thumbs = {}
         self.retry_seconds = outage_seconds(crawler.settings)
+        # When the store started failing (None: it answers); the cluster node reads it
+        # from ``crawler.toonpick_writers`` to stop taking work (back-pressure).
+        self.failing_since: float | None = None
         self._retrying = 0
         self._logged_missing: set[str] = set()
+        if not hasattr(crawler, "toonpick_writers"):
+            crawler.toonpick_writers = []
+        crawler.toonpick_writers.append(self)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ThumbnailImagesPipeline:
@@ -131,6 +139,9 @@ class ThumbnailImagesPipeline(ImagesPipeline):
             ensure_bucket(s3_client_from_settings(settings), bucket,
                           settings.get("AWS_REGION_NAME"))
         return cls(store_uri, crawler=crawler)
+
+    def resolve_pending(self, lease_ids: set[str] | None, drop: bool) -> None:
+        """Part of the writers' surface the node calls; no thumbnail waits for other work."""
 
     def get_media_requests(self, item: Any, info: MediaPipeline.SpiderInfo) -> list[Request]:
         if not isinstance(item, WebtoonItem):
@@ -177,9 +188,13 @@ class ThumbnailImagesPipeline(ImagesPipeline):
             while True:
                 attempts += 1
                 try:
-                    return await self._store_once(request.copy(), info, item)
+                    stored = await self._store_once(request.copy(), info, item)
+                    self.failing_since = None
+                    return stored
                 except ThumbnailUnavailable as exc:
                     now = time.monotonic()
+                    if self.failing_since is None:
+                        self.failing_since = now
                     if give_up_at is None:
                         give_up_at = now + self.retry_seconds
                         self._start_retrying(item, exc)
@@ -272,5 +287,8 @@ class ThumbnailImagesPipeline(ImagesPipeline):
     def _stop_retrying(self, attempts: int) -> None:
         self._retrying -= 1
         if self._retrying == 0:
+            # Nothing left failing here: a node paused by us must take work again, or
+            # nothing would ever try the store again.
+            self.failing_since = None
             logger.info("thumbnails: no item waiting for a retry any more (the last one "
                         "took %d tries)", attempts)
