@@ -10,9 +10,11 @@ signal (``prctl(PR_SET_PDEATHSIG, SIGTERM)``), so when its parent is killed, eve
 SIGKILL, the node gets SIGTERM and closes the way Scrapy closes on SIGTERM (requests
 in flight finish, their items are stored, its leases go back to the run, reason
 ``shutdown``). Without it, a node whose worker was killed kept crawling as an orphan
-while the retried task started another. The kernel sends the signal when the
-*thread* that forked the node exits, not only the process: start nodes from a
-thread that lives as long as their parent (every caller here uses its main thread;
+while the retried task started another. Should that close hang (a store that never
+answers), the node exits anyway ``ORPHAN_GRACE_SECONDS`` later (``exit_when_orphaned``,
+armed by our ``scrapy crawl`` when it has a parent-death signal). The kernel sends
+the signal when the *thread* that forked the node exits, not only the process: start
+nodes from a thread that lives as long as their parent (every caller here uses its main thread;
 an RQ work horse runs the task body in its own main thread).
 """
 
@@ -24,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -39,6 +42,10 @@ LOGS_DIR = REPO_ROOT / "logs"
 # What a node receives when its parent dies: SIGTERM is Scrapy's graceful shutdown.
 PARENT_DEATH_SIGNAL = signal.SIGTERM
 _PR_SET_PDEATHSIG = 1
+_PR_GET_PDEATHSIG = 2
+# How long a node whose parent died may take to close gracefully before it just exits.
+ORPHAN_GRACE_SECONDS = 60.0
+EXIT_ORPHANED = 4
 
 
 class LaunchError(ValueError):
@@ -124,6 +131,41 @@ def die_with_parent(parent_pid: int, signum: int = PARENT_DEATH_SIGNAL) -> None:
     _PRCTL(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
     if os.getppid() != parent_pid:
         os.kill(os.getpid(), signum)
+
+
+def parent_death_signal() -> int:
+    """The parent-death signal this process was given (0: none, or not Linux)."""
+    if _PRCTL is None:
+        return 0
+    value = ctypes.c_int(0)
+    _PRCTL(_PR_GET_PDEATHSIG, ctypes.byref(value), 0, 0, 0)
+    return value.value
+
+
+def exit_when_orphaned(grace: float = ORPHAN_GRACE_SECONDS, poll: float = 1.0,
+                       code: int = EXIT_ORPHANED) -> threading.Thread:
+    """Watch the parent from a daemon thread: ``grace`` seconds after it died, leave with
+    ``os._exit(code)``. The parent-death signal asks for a graceful close; this bounds it
+    (a close stuck on a store that never answers must not leave an orphan holding its
+    leases: once the process is gone they expire and another node takes the work)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        orphaned_at = None
+        while True:
+            time.sleep(poll)
+            if os.getppid() == parent:
+                continue
+            orphaned_at = orphaned_at or time.monotonic()
+            if time.monotonic() - orphaned_at >= grace:
+                sys.stderr.write(f"parent {parent} died {grace:g} s ago and this process "
+                                 f"has not closed; exiting ({code})\n")
+                sys.stderr.flush()
+                os._exit(code)
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def spawn(command: Sequence[str], **popen: object) -> subprocess.Popen:

@@ -9,7 +9,9 @@ finished its run. This command keeps Scrapy's behaviour and then reads the crawl
   keeps its queues for a restart, which is what was asked for);
 - 1: Scrapy could not start the crawl (its own code for a bootstrap failure);
 - 3: closed for any other reason (``shutdown``, ``interrupted``, ``closespider_*``, ...):
-  the run is not done as far as this node knows.
+  the run is not done as far as this node knows;
+- 4: its parent (the process that started it through ``crawler.launcher``) died and
+  the graceful close did not end within ``launcher.ORPHAN_GRACE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 
 from crawler.cluster.node import STOPPED
+from crawler.launcher import exit_when_orphaned, parent_death_signal
 
 if TYPE_CHECKING:
     import argparse
@@ -41,6 +44,10 @@ class Command(ScrapyCrawlCommand):
         return crawler
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        if parent_death_signal():
+            # Started to die with its parent (crawler.launcher): bound the dying too. A
+            # node started by hand (nohup, a shell that closes) has none and is left be.
+            exit_when_orphaned()
         super().run(args, opts)
         crawler = getattr(self, "toonpick_crawler", None)
         if self.exitcode or crawler is None or crawler.stats is None:

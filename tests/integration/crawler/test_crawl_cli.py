@@ -144,3 +144,17 @@ def test_sigterm_closes_the_nodes_gracefully_and_still_reports_an_unfinished_run
     record = harness.run_record("naver", run_id)
     assert [n["reason"] for n in record["nodes"]] == ["shutdown"]  # a graceful close
     assert record["queue"]["leased"] == 0  # its leases went back to the run
+
+
+def test_without_redis_the_single_process_crawl_reports_from_its_stats_file(
+        harness, simulator):
+    server, catalogue = simulator(seed=34, titles=8, episodes=2)
+    point_at(harness, server.url)
+    harness.env["REDIS_URL"] = ""
+    result = toonpick_crawl(harness, "naver")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = report_of(result)
+    assert report["summary"]["status"] == "done" and report["ok"] is True
+    assert report["summary"]["titles_stored"] == len(expected_titles(catalogue.expected(),
+                                                                     "NAVER"))
+    assert "single-process crawl (no REDIS_URL)" in result.stdout

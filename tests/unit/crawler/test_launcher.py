@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from crawler.launcher import REPO_ROOT, CrawlRequest, LaunchError, spawn, start_nodes
+from crawler.launcher import (
+    REPO_ROOT,
+    CrawlRequest,
+    LaunchError,
+    spawn,
+    start_nodes,
+)
 
 
 def test_command_carries_mode_run_and_settings():
@@ -114,3 +120,46 @@ def test_spawn_from_a_live_parent_leaves_the_child_running(tmp_path):
     finally:
         child.kill()
         child.wait()
+
+
+_STUBBORN_NODE = r"""
+import signal, sys, time
+from crawler.launcher import exit_when_orphaned, parent_death_signal
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a graceful close that never ends
+exit_when_orphaned(grace=1.0, poll=0.1)
+print("ready", parent_death_signal(), flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_node_whose_close_hangs_still_exits_soon_after_its_parent_died(tmp_path):
+    ready = tmp_path / "ready"
+    tree = _TREE.replace("[sys.executable, \"-c\", node, sys.argv[1]]",
+                         "[sys.executable, \"-c\", sys.argv[3]]")
+    top = subprocess.Popen([sys.executable, "-c", tree, "unused", str(ready), _STUBBORN_NODE],
+                           cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        horse_pid, node_pid = map(int, top.stdout.readline().split())
+        assert _wait_until(lambda: ready.exists() and ready.read_text().startswith("ready"), 10)
+        assert ready.read_text().split() == ["ready", str(int(signal.SIGTERM))]
+        time.sleep(1.5)
+        assert _alive(node_pid)  # a live parent: the watch does nothing
+        os.kill(top.pid, signal.SIGKILL)
+        os.kill(horse_pid, signal.SIGKILL)
+        assert _wait_until(lambda: not _alive(node_pid), 10), "the node outlived its parent"
+    finally:
+        top.kill()
+        top.wait()
+        top.stdout.close()
+
+
+def test_a_process_not_started_by_spawn_has_no_parent_death_signal():
+    # Cleared by fork: a node started by hand (nohup, a shell) is never watched.
+    code = "from crawler.launcher import parent_death_signal; print(parent_death_signal())"
+    plain = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                           text=True, check=True)
+    assert plain.stdout.strip() == "0"
+    spawned = spawn([sys.executable, "-c", code], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                    text=True)
+    assert spawned.communicate(timeout=30)[0].strip() == str(int(signal.SIGTERM))
