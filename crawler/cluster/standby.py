@@ -4,9 +4,12 @@ A spider node (``scrapy crawl <platform>``) belongs to one crawl run and exits w
 the run is done. A standby node stays up on a spider machine: it announces itself in
 Redis (a key with a TTL, renewed while it lives), watches the spider's current run,
 and starts a spider node that joins it; when that node exits it waits for the next
-run. A node that exits before its run is done (killed, crashed) is replaced, a few
-times per run. Crawl tasks see standby nodes (``standby_nodes``) and push their runs
-to them instead of starting a spider node on the task worker.
+run. A node that exits before its run is done (killed, crashed: a non-zero exit code,
+see ``crawler.commands.crawl``) is replaced, a few times per run; one that closed
+cleanly (its run done, or stopped) does not count, so a run stopped and restarted any
+number of times is rejoined each time (the restart makes it current again). Crawl
+tasks see standby nodes (``standby_nodes``) and push their runs to them instead of
+starting a spider node on the task worker.
 
     toonpick spider-node naver          # or: python -m crawler.cluster.standby naver
 
@@ -37,7 +40,7 @@ from shared.stores.redis import redis_client
 
 log = logging.getLogger(__name__)
 
-# Spider nodes started for one run before a standby node gives up on it.
+# Spider nodes of one run that may exit non-zero before a standby node gives up on it.
 MAX_STARTS_PER_RUN = 3
 
 
@@ -77,8 +80,11 @@ class StandbyNode:
         if self.node is not None and self.node.process.poll() is None:
             return
         if self.node is not None:
+            code = self.node.process.returncode
             log.info("%s: spider node %s for run %s exited (%s)", self.spider, self.node.pid,
-                     self.run_id, self.node.process.returncode)
+                     self.run_id, code)
+            if code == 0 and self.run_id is not None:
+                self.starts[self.run_id] -= 1  # a clean close is not a failed start
             self.node = None
         run_id = runs.current_run(self.server, self.spider)
         if run_id is None:
