@@ -2,10 +2,11 @@
 is counted as dropped, and the run is done only once every store holds everything.
 
 Each store is reached through a ``tests.faults.proxy.FaultProxy`` in front of the
-real local service (moto_server for S3, MariaDB, SecantusDB), which the test closes
-(refuses and resets connections: the store is down) or stalls (accepts and holds
-them: the store hangs) while real spider nodes crawl the simulator. The shared
-services are never stopped; only the path to them is broken.
+real local service (moto_server for S3, MariaDB, SecantusDB, and Redis for the
+cluster itself), which the test closes (refuses and resets connections: the store is
+down) or stalls (accepts and holds them: the store hangs) while real spider nodes
+crawl the simulator. The shared services are never stopped; only the path to them is
+broken.
 """
 
 from __future__ import annotations
@@ -237,3 +238,22 @@ def test_mariadb_down_longer_than_the_outage_bound_is_never_done_early(harness, 
     stats = assert_clean_done(harness, request)
     assert stats.get("catalogue/retries", 0) > 0
     assert stats.get("node/leases_let_expire", 0) >= 1, "the outage never passed the bound"
+
+
+def test_redis_blip_mid_crawl_fails_no_thumbnail(harness, simulator):
+    # The operator's case: Redis restarting mid-crawl failed thumbnail downloads in the
+    # shared host throttle. Now the throttle falls back to a local rate meanwhile.
+    server, catalogue = simulator(seed=37, titles=30, episodes=4)
+    point_at(harness, server.url)
+    expected = catalogue.expected()
+    with FaultProxy("127.0.0.1", 6379) as redis_path:
+        harness.env.update({
+            "REDIS_URL": redis_path.url(harness.redis_url), "TOONPICK_CRAWL_HOST_RATE": "10"})
+        request, procs = harness.start("naver", nodes=2)
+        wait_until("first writes", lambda: mongo_titles_stored(harness) >= 3, procs)
+        with redis_path.outage(CLOSED):
+            time.sleep(3)
+        harness.wait(procs, timeout=300)
+    assert_platform_matches(harness, expected, "NAVER")
+    stats = assert_clean_done(harness, request)
+    assert stats.get("throttle/local_fallback", 0) > 0, "no download met the blip"
