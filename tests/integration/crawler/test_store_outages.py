@@ -257,3 +257,32 @@ def test_redis_blip_mid_crawl_fails_no_thumbnail(harness, simulator):
     assert_platform_matches(harness, expected, "NAVER")
     stats = assert_clean_done(harness, request)
     assert stats.get("throttle/local_fallback", 0) > 0, "no download met the blip"
+
+
+def test_s3_down_past_the_bound_fails_items_and_they_are_crawled_again(harness, simulator):
+    # A 3 s bound: thumbnails give up during a 15 s outage, their items fail and their
+    # requests' leases (5 s) expire; other nodes (or the same) crawl them again after.
+    server, catalogue = simulator(seed=39, titles=30, episodes=4)
+    point_at(harness, server.url)
+    expected = catalogue.expected()
+    total = len(expected["platforms"]["NAVER"])
+    with FaultProxy("127.0.0.1", 5000) as s3:
+        harness.env.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3.port}",
+                            "TOONPICK_CRAWL_HOST_RATE": "10",
+                            "TOONPICK_CRAWL_OUTAGE_SECONDS": "3",
+                            "TOONPICK_CRAWL_LEASE_SECONDS": "5",
+                            # Several failed rounds must not dead-letter a request.
+                            "TOONPICK_CRAWL_MAX_RECLAIMS": "20"})
+        request, procs = harness.start("naver", nodes=2)
+        wait_until("first thumbnails", lambda: thumbnails_stored(harness) >= 3, procs)
+        first, last = hold_outage(s3, CLOSED, 15, procs, lambda: thumbnails_stored(harness))
+        harness.wait(procs, timeout=300)
+    assert first == last < total
+    assert_platform_matches(harness, expected, "NAVER")
+    run = harness.run_record("naver", request.run_id)
+    assert run["status"] == "done"
+    stats = run["stats"]
+    assert stats.get("images/failed", 0) > 0, "no thumbnail outlasted the bound"
+    assert stats.get("lease/reclaimed", 0) > 0, "failed items' requests were not crawled again"
+    assert {k: v for k, v in stats.items() if "/dropped/" in k or "/missing/" in k} == {}
+    assert stats.get("lease/dead_lettered", 0) == 0
