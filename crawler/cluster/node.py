@@ -117,12 +117,9 @@ class ClusterNode:
         name = spider.name
         if spider.run_id_requested:
             run_id = spider.run_id
-            if self.server.exists(RunKeys(name, run_id).meta):
-                created = False
-            else:
-                created, run_id = runs.create_run(
-                    self.server, name, spider.start_entries(), run_id, claim_current=False
-                )
+            # Created if missing, restarted (re-seeded, clean keys) if Redis lost it.
+            opened = runs.open_requested_run(self.server, name, run_id, spider.start_entries)
+            created = opened != "joined"
         else:
             current = runs.current_run(self.server, name)
             meta = RunKeys(name, current).meta if current else None

@@ -179,3 +179,39 @@ def test_flushdb_under_live_nodes_interrupts_the_run_and_a_restart_completes_it(
                                      late_fingerprints=True)
     finally:
         client.close()
+
+
+def test_toonpick_crawl_run_id_restarts_an_interrupted_run(harness, simulator, own_redis):
+    """`toonpick crawl naver --run-id ID` on a run Redis lost: its first node restarts it
+    (runs.open_requested_run) and the crawl completes."""
+    import os
+    import sys
+
+    from crawler.launcher import REPO_ROOT
+
+    sim, catalogue = simulator(seed=5, titles=40, episodes=8)
+    point_at(harness, sim.url)
+    harness.redis_url = own_redis.url
+    harness.env.update({"REDIS_URL": own_redis.url, "TOONPICK_CRAWL_HOST_RATE": "10"})
+    expected = catalogue.expected()
+    request, procs = harness.start("naver", nodes=2)
+    deadline = time.monotonic() + 90
+    while sum(harness.mongo_episodes("NAVER").values()) < 10:
+        assert time.monotonic() < deadline, "crawl did not get going"
+        time.sleep(0.2)
+    own_redis.restart()
+    wait_all(procs, timeout=120)
+    assert harness.run_record("naver", request.run_id)["status"] == runs.INTERRUPTED
+
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "crawl", "naver", "--run-id", request.run_id,
+         "--nodes", "2", "--timeout", "240"],
+        cwd=REPO_ROOT, env={**os.environ, **harness.env}, capture_output=True, text=True,
+        timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run = harness.run_record("naver", request.run_id)
+    assert run["status"] == runs.DONE and run["restarts"] == 1
+    assert harness.mongo_titles("NAVER") == expected_titles(expected, "NAVER")
+    assert harness.maria_titles("NAVER") == expected_titles(expected, "NAVER")
+    assert harness.mongo_episodes("NAVER") == expected_episodes(expected, "NAVER")
+    assert harness.maria_episodes("NAVER") == expected_episodes(expected, "NAVER")
