@@ -217,6 +217,7 @@ class FallbackHostThrottle:
 
     def now(self) -> float:
         answer = self._ask_shared(self.shared.now)
+        # Redis' TIME is Unix time: the local clock is the closest stand-in.
         return time.time() if answer is None else answer
 
 

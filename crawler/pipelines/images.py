@@ -90,6 +90,8 @@ class ThumbnailS3Store(S3FilesStore):
 
     def __init__(self, uri: str):
         self.bucket, self.prefix = parse_s3_url(uri)
+        # TLS follows the endpoint's scheme (boto3's rule), which is also how
+        # crawler/settings.py derives AWS_USE_SSL and AWS_VERIFY.
         pool = self.AWS_MAX_POOL_CONNECTIONS
         self.s3_client = s3_client(
             self.AWS_ENDPOINT_URL, self.AWS_ACCESS_KEY_ID, self.AWS_SECRET_ACCESS_KEY,
