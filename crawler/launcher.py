@@ -6,16 +6,22 @@ system (a crawl task with no live spider nodes runs one here), standby nodes,
 ``toonpick crawl``, tests and benchmarks.
 
 A node dies with the process that started it: on Linux it is given a parent-death
-signal (``prctl(PR_SET_PDEATHSIG, SIGTERM)``), so when its parent is killed, even by
-SIGKILL, the node gets SIGTERM and closes the way Scrapy closes on SIGTERM (requests
-in flight finish, their items are stored, its leases go back to the run, reason
-``shutdown``). Without it, a node whose worker was killed kept crawling as an orphan
-while the retried task started another. Should that close hang (a store that never
-answers), the node exits anyway ``ORPHAN_GRACE_SECONDS`` later (``exit_when_orphaned``,
-armed by our ``scrapy crawl`` when it has a parent-death signal). The kernel sends
-the signal when the *thread* that forked the node exits, not only the process: start
-nodes from a thread that lives as long as their parent (every caller here uses its main thread;
-an RQ work horse runs the task body in its own main thread).
+signal (``prctl(PR_SET_PDEATHSIG)``), so when its parent is killed, even by SIGKILL,
+the node is signalled and closes the way Scrapy closes on SIGTERM (requests in flight
+finish, their items are stored, its leases go back to the run, reason ``shutdown``).
+Without it, a node whose worker was killed kept crawling as an orphan while the
+retried task started another.
+
+The signal is SIGUSR1, which our ``scrapy crawl`` turns into a single SIGTERM
+(``close_on_parent_death``): the kernel sends the parent-death signal each time the
+node is re-parented, and a multi-threaded parent (an RQ work horse with its heartbeat
+thread) re-parents it once per thread as they die, while Scrapy takes a second SIGTERM
+for "force an unclean shutdown". A process without a handler just dies of SIGUSR1.
+Should the graceful close hang (a store that never answers), the node exits anyway
+``ORPHAN_GRACE_SECONDS`` later (``exit_when_orphaned``). The kernel signals when the
+*thread* that forked the node exits, not the process: start nodes from a thread that
+lives as long as their parent (every caller here uses its main thread; an RQ work
+horse runs the task body in its own main thread).
 """
 
 from __future__ import annotations
@@ -39,8 +45,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SPIDERS = ("naver", "kakao", "kakaopage")
 # Where ``toonpick crawl`` keeps each node's output (gitignored).
 LOGS_DIR = REPO_ROOT / "logs"
-# What a node receives when its parent dies: SIGTERM is Scrapy's graceful shutdown.
-PARENT_DEATH_SIGNAL = signal.SIGTERM
+# What a node receives when its parent dies (see the module doc for why not SIGTERM).
+PARENT_DEATH_SIGNAL = signal.SIGUSR1
 _PR_SET_PDEATHSIG = 1
 _PR_GET_PDEATHSIG = 2
 # How long a node whose parent died may take to close gracefully before it just exits.
@@ -140,6 +146,19 @@ def parent_death_signal() -> int:
     value = ctypes.c_int(0)
     _PRCTL(_PR_GET_PDEATHSIG, ctypes.byref(value), 0, 0, 0)
     return value.value
+
+
+def close_on_parent_death(signum: int = PARENT_DEATH_SIGNAL) -> None:
+    """Turn the parent-death signal, however often it comes, into one SIGTERM to this
+    process (Scrapy's graceful shutdown). Call it from the main thread."""
+    received = threading.Event()
+
+    def parent_died(_signum: int, _frame: object) -> None:
+        if not received.is_set():
+            received.set()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signum, parent_died)
 
 
 def exit_when_orphaned(grace: float = ORPHAN_GRACE_SECONDS, poll: float = 1.0,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 
 from crawler.cluster.node import STOPPED
-from crawler.launcher import exit_when_orphaned, parent_death_signal
+from crawler.launcher import close_on_parent_death, exit_when_orphaned, parent_death_signal
 
 if TYPE_CHECKING:
     import argparse
@@ -45,8 +45,9 @@ class Command(ScrapyCrawlCommand):
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if parent_death_signal():
-            # Started to die with its parent (crawler.launcher): bound the dying too. A
-            # node started by hand (nohup, a shell that closes) has none and is left be.
+            # Started to die with its parent (crawler.launcher): close gracefully once, and
+            # bound the dying. A node started by hand (nohup, a shell) has none.
+            close_on_parent_death(parent_death_signal())
             exit_when_orphaned()
         super().run(args, opts)
         crawler = getattr(self, "toonpick_crawler", None)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from crawler.launcher import (
+    PARENT_DEATH_SIGNAL,
     REPO_ROOT,
     CrawlRequest,
     LaunchError,
@@ -54,19 +55,26 @@ def test_several_nodes_need_redis():
 # A worker-like tree: the top process forks a "work horse" (as RQ does: os.fork, then a
 # process group of its own), and the horse spawns the node from its main thread.
 _TREE = r"""
-import os, sys, time
+import os, sys, threading, time
 from crawler.launcher import spawn
 node = r'''
 import signal, sys, time
+from crawler.launcher import close_on_parent_death, parent_death_signal
 def closing(*_):
-    open(sys.argv[1], "w").write("SIGTERM")
+    open(sys.argv[1], "a").write("SIGTERM ")
+    time.sleep(1)  # a graceful close takes a while: a second SIGTERM would arrive now
     sys.exit(0)
 signal.signal(signal.SIGTERM, closing)
+close_on_parent_death(parent_death_signal())
 print("ready", flush=True)
 time.sleep(60)
 '''
 if os.fork() == 0:
     os.setpgrp()
+    # Threads in the horse (RQ's has its heartbeat): the node is re-parented once per
+    # thread as they die, each time with its parent-death signal.
+    for _ in range(3):
+        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
     child = spawn([sys.executable, "-c", node, sys.argv[1]], stdout=open(sys.argv[2], "w"))
     print(os.getpid(), child.pid, flush=True)
     time.sleep(60)
@@ -105,7 +113,7 @@ def test_a_node_spawned_by_a_forked_work_horse_gets_sigterm_when_the_tree_is_kil
         os.kill(top.pid, signal.SIGKILL)
         os.kill(horse_pid, signal.SIGKILL)
         assert _wait_until(lambda: not _alive(node_pid), 10), "the node outlived its parent"
-        assert marker.read_text() == "SIGTERM"  # a graceful close, not a kill
+        assert marker.read_text() == "SIGTERM "  # one graceful close, not a kill
     finally:
         top.kill()
         top.wait()
@@ -124,8 +132,9 @@ def test_spawn_from_a_live_parent_leaves_the_child_running(tmp_path):
 
 _STUBBORN_NODE = r"""
 import signal, sys, time
-from crawler.launcher import exit_when_orphaned, parent_death_signal
+from crawler.launcher import close_on_parent_death, exit_when_orphaned, parent_death_signal
 signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a graceful close that never ends
+close_on_parent_death(parent_death_signal())
 exit_when_orphaned(grace=1.0, poll=0.1)
 print("ready", parent_death_signal(), flush=True)
 time.sleep(60)
@@ -142,7 +151,7 @@ def test_a_node_whose_close_hangs_still_exits_soon_after_its_parent_died(tmp_pat
     try:
         horse_pid, node_pid = map(int, top.stdout.readline().split())
         assert _wait_until(lambda: ready.exists() and ready.read_text().startswith("ready"), 10)
-        assert ready.read_text().split() == ["ready", str(int(signal.SIGTERM))]
+        assert ready.read_text().split() == ["ready", str(int(PARENT_DEATH_SIGNAL))]
         time.sleep(1.5)
         assert _alive(node_pid)  # a live parent: the watch does nothing
         os.kill(top.pid, signal.SIGKILL)
@@ -162,4 +171,4 @@ def test_a_process_not_started_by_spawn_has_no_parent_death_signal():
     assert plain.stdout.strip() == "0"
     spawned = spawn([sys.executable, "-c", code], cwd=REPO_ROOT, stdout=subprocess.PIPE,
                     text=True)
-    assert spawned.communicate(timeout=30)[0].strip() == str(int(signal.SIGTERM))
+    assert spawned.communicate(timeout=30)[0].strip() == str(int(PARENT_DEATH_SIGNAL))
