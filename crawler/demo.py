@@ -70,8 +70,9 @@ class RunChoice:
 
     run_id: str
     # "joined" (an open run), "resumed" (a stopped run named by --run-id: its stop is
-    # lifted), "new" (no open run, or --new), "named" (--run-id of a run not yet existing),
-    # "done" (--run-id of a finished run: nothing to crawl, only its report).
+    # lifted), "restarted" (an interrupted run named by --run-id, re-seeded), "new" (no
+    # open run, or --new), "named" (--run-id of a run not yet existing), "done" (--run-id
+    # of a finished run: nothing to crawl, only its report).
     how: str
     message: str
 
@@ -94,6 +95,15 @@ def choose_run(redis_url: str, request: CrawlRequest, run_id: str | None,
                 return RunChoice(run_id, "named", f"new run {run_id} (named by --run-id)")
             if run["status"] == runs.DONE:
                 return RunChoice(run_id, "done", f"run {run_id} is already done")
+            if run["status"] == runs.INTERRUPTED:
+                from crawler.tasks import start_entries
+                from shared.domain import CrawlMode
+
+                how = runs.open_requested_run(client, spider, run_id, lambda: start_entries(
+                    spider, CrawlMode(request.mode), request.today))
+                return RunChoice(run_id, "restarted" if how == "restarted" else "joined",
+                                 f"run {run_id} was interrupted (Redis lost it): {how} it "
+                                 f"with the start entries of mode {request.mode}")
             if run["stop_requested"]:
                 runs.clear_stop(client, spider, run_id)
                 make_current(client, spider, run_id)

@@ -158,3 +158,17 @@ def test_without_redis_the_single_process_crawl_reports_from_its_stats_file(
     assert report["summary"]["titles_stored"] == len(expected_titles(catalogue.expected(),
                                                                      "NAVER"))
     assert "single-process crawl (no REDIS_URL)" in result.stdout
+
+
+def test_run_id_of_an_interrupted_run_restarts_it_and_crawls_it_to_the_end(
+        harness, simulator, client):
+    server, catalogue = simulator(seed=35, titles=8, episodes=2)
+    point_at(harness, server.url)
+    run_id = runs.start_run(client, "naver", [{"url": server.url + "/nowhere"}])
+    client.delete(runs.RunKeys("naver", run_id).meta)  # Redis lost it
+    assert runs.mark_interrupted(client, "naver", run_id, "test") == runs.INTERRUPTED
+    result = toonpick_crawl(harness, "naver", "--run-id", run_id)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"run {run_id} was interrupted (Redis lost it): restarted it" in result.stdout
+    assert report_of(result)["run_choice"] == "restarted"
+    assert harness.maria_titles("NAVER") == expected_titles(catalogue.expected(), "NAVER")
