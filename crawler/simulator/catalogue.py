@@ -221,7 +221,14 @@ class Catalogue:
         return [t for p in PLATFORMS for t in self._titles[p]]
 
     def expected(self) -> dict[str, Any]:
-        """Ground truth a correct crawl of every platform must reproduce."""
+        """Ground truth a correct crawl of every platform must reproduce.
+
+        ``platforms`` holds every title the stores must end with, oversized ones
+        included (their values as served: a store may hold them cut to its columns);
+        ``malformed`` the titles and episodes left out; ``oversized`` per platform,
+        each oversized title's long values (``synopsis_bytes``, ``author``, the
+        long-subtitled ``episode``).
+        """
         platforms: dict[str, dict[str, Any]] = {}
         bad_titles: dict[str, list[str]] = {}
         bad_episodes: dict[str, dict[str, list[list[int]]]] = {}
