@@ -161,7 +161,8 @@ def enqueue_execution(
     connection: redis.Redis, execution: Execution, delay: float | None = None
 ) -> Job:
     """Put an execution's job (id ``execution.rq_job_id``) on its queue, after ``delay``
-    seconds if given (needs a worker started with the scheduler)."""
+    seconds if given (needs a worker started with the scheduler; task workers take over
+    the scheduler of a dead worker so a retry starts on time: ``shared.tasks.worker``)."""
     queue = Queue(execution.queue, connection=connection)
     options: dict[str, Any] = {
         "args": (execution.id,),
