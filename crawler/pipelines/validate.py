@@ -13,11 +13,13 @@ not fit depends on what it is:
 
 - text (titles, names, genres, tags, the summary) is *cut* at a character
   boundary and counted in ``validate/truncated/<field>``;
-- a URL is *cleared* (a cut URL points nowhere), ``validate/cleared/<field>``;
+- a URL is *cleared* (a cut URL points nowhere), ``validate/cleared/<field>``, and
+  so are the platform figures (``stats``) if their JSON would not fit;
 - an author uid is *shortened* to a prefix and the sha1 of the whole uid, so two
   long uids cannot collide into one author (``validate/truncated/author_uid``);
 - an external id drops the item (``validate/dropped/too_long_<field>``): cutting
-  it would merge two titles or episodes, and no real platform sends such ids.
+  it would merge two titles or episodes, and no real platform sends such ids;
+  so does an episode or season number past MariaDB's INT (``bad_episode_no``).
 
 A title is never dropped over an optional field. The first fitting of each field
 is logged as a warning; the platform's whole text stays in MongoDB's raw document.
