@@ -305,7 +305,8 @@ class CrawlTask:
             summary = run_summary(crawl.run)
             counters[PLATFORM_OF_SPIDER[crawl.spider]] = {
                 k: summary.get(k, 0) for k in
-                ("titles_stored", "episodes_stored", "dropped_total", "requests")
+                ("titles_stored", "episodes_stored", "dropped_total", "failed_total",
+                 "dead_lettered", "requests")
             }
             shares.append(1.0 if crawl.done else _run_fraction(crawl.run))
         percent = 100.0 * sum(shares) / len(shares) if shares else 100.0

@@ -2,7 +2,7 @@
 
     toonpick demo [--titles N ...]     services must answer; simulator + crawl + summary,
                                        then seeded members, training, recommendations
-    toonpick crawl naver --mode all    run spider node(s) and wait for the run
+    toonpick crawl naver [--new]       join the open run (or start one), wait, report
     toonpick db migrate                apply MariaDB migrations
     toonpick simulator --port 8800     the offline platform simulator
     toonpick config [--markdown]       resolved settings / the README table
