@@ -19,9 +19,11 @@ A thumbnail ends in one of three states:
   data's: the store refused or timed out (S3 down, throttled, unreachable), or the
   download failed (connection refused, timeout, a 5xx or 429 after the downloader's
   own retries). Like any store write it is retried with capped backoff (counted
-  ``images/retries``) until it succeeds; when ``TOONPICK_CRAWL_OUTAGE_SECONDS`` have
-  passed since its first failure the item fails (``images/failed``, an exception),
-  so its request's lease is not acknowledged and the request is crawled again later.
+  ``images/retries``; an upload that failed is retried with the bytes already
+  downloaded, so an S3 outage costs the platform nothing) until it succeeds; when
+  ``TOONPICK_CRAWL_OUTAGE_SECONDS`` have passed since its first failure the item fails
+  (``images/failed``, an exception), so its request's lease is not acknowledged and
+  the request is crawled again later.
   It never "goes on without it". While thumbnails are being retried the pipeline's
   ``failing_since`` is set, like a store writer's (``crawler.pipelines.batching``):
   the cluster node reads it and takes no new work until the store answers.
@@ -78,6 +80,15 @@ class ThumbnailMissing(Exception):
 
 class ThumbnailUnavailable(Exception):
     """The thumbnail could not be stored now (store or download failure); retried."""
+
+
+class StoreFailed(ThumbnailUnavailable):
+    """The download worked and the store did not: the retry uploads the same bytes
+    instead of asking the platform again."""
+
+    def __init__(self, message: str, response: Response):
+        super().__init__(message)
+        self.response = response
 
 
 class ThumbnailNotStored(Exception):
@@ -186,14 +197,17 @@ class ThumbnailImagesPipeline(ImagesPipeline):
         give_up_at: float | None = None
         delay = self.first_retry_seconds
         attempts = 0
+        downloaded: Response | None = None
         try:
             while True:
                 attempts += 1
                 try:
-                    stored = await self._store_once(request.copy(), info, item)
+                    stored = await self._store_once(request.copy(), info, item, downloaded)
                     self.failing_since = None
                     return stored
                 except ThumbnailUnavailable as exc:
+                    if isinstance(exc, StoreFailed):
+                        downloaded = exc.response
                     now = time.monotonic()
                     if self.failing_since is None:
                         self.failing_since = now
@@ -214,7 +228,9 @@ class ThumbnailImagesPipeline(ImagesPipeline):
                 self._stop_retrying(attempts)
 
     async def _store_once(self, request: Request, info: MediaPipeline.SpiderInfo,
-                          item: WebtoonItem) -> FileInfo:
+                          item: WebtoonItem, downloaded: Response | None = None) -> FileInfo:
+        if downloaded is not None:
+            return await self.media_downloaded(downloaded, request, info, item=item)
         # Already in the store and fresh (FilesPipeline's HEAD check; a store error there
         # only means "download it").
         known = await maybe_deferred_to_future(self.media_to_download(request, info, item=item))
@@ -262,8 +278,8 @@ class ThumbnailImagesPipeline(ImagesPipeline):
                     image_path, buf, info, meta={"width": width, "height": height},
                     headers={"Content-Type": "image/jpeg"}))
             except Exception as exc:
-                raise ThumbnailUnavailable(
-                    f"store failed: {type(exc).__name__}: {exc}") from exc
+                raise StoreFailed(f"store failed: {type(exc).__name__}: {exc}",
+                                  response) from exc
         status = "cached" if "cached" in response.flags else "downloaded"
         self.inc_stats(status)
         return {"url": request.url, "path": path, "checksum": checksum, "status": status}

@@ -23,6 +23,7 @@ from tests.integration.crawler.conftest import (
     expected_episodes,
     expected_titles,
     point_at,
+    sim_get,
 )
 from tests.integration.crawler.test_crawl_end_to_end import assert_stores_match
 
@@ -145,6 +146,8 @@ def test_s3_closed_for_20_s_mid_crawl_every_thumbnail_lands(harness, simulator):
         retries += stats.get("images/retries", 0)
         assert stats["images/stored"] == len(expected["platforms"][PLATFORM_OF[request.spider]])
     assert retries > 0, "no thumbnail met the outage"
+    # A failed upload is retried with the bytes it has: each image was fetched once.
+    assert sim_get(server.url, "/_sim/requests")["images"] == total_titles
 
 
 def crawl_through_outage(harness, simulator, proxy: FaultProxy, env: dict[str, str],

@@ -14,6 +14,7 @@ from scrapy.utils.test import get_crawler
 
 from crawler.items import EpisodeItem, WebtoonItem
 from crawler.pipelines.images import (
+    StoreFailed,
     ThumbnailImagesPipeline,
     ThumbnailMissing,
     ThumbnailS3Store,
@@ -82,8 +83,11 @@ def test_an_image_is_stored_under_its_title_key(tmp_path):
 def test_a_store_that_cannot_write_is_unavailable_not_missing(tmp_path):
     blocked = tmp_path / "store"
     blocked.write_text("a file where the store's directory should be")
-    with pytest.raises(ThumbnailUnavailable, match="store failed"):
+    with pytest.raises(StoreFailed, match="store failed") as caught:
         downloaded(pipeline_on(str(blocked)), 200, jpeg())
+    assert isinstance(caught.value, ThumbnailUnavailable)
+    # The retry uploads these bytes again rather than asking the platform again.
+    assert caught.value.response.body == jpeg()
 
 
 def test_items_without_thumbnails_pass_untouched(tmp_path):
