@@ -14,7 +14,7 @@ is retried by the kernel within that); 60 s per read or write, which is a bound 
 socket wait, not on a query: a result set streams in many reads, so only a statement
 that keeps the server silent for a minute (none of ours: the catalogue's 500-row
 batches take well under a second, and a lease lives 60 s) trips it. A job with a
-longer statement says so in its URL.
+longer statement says so in its URL, or passes ``connect(..., read_timeout=)``.
 
 The database in the path is the one a connection uses; ``create_database`` and
 ``drop_database`` act on it through a connection without a default database.
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
@@ -137,10 +137,18 @@ def _connect(
 
 
 def connect(
-    url: str, autocommit: bool = False, dict_cursor: bool = False
+    url: str, autocommit: bool = False, dict_cursor: bool = False, *,
+    read_timeout: float | None = None,
 ) -> pymysql.connections.Connection:
-    """A connection to the URL's database (utf8mb4, session time zone UTC)."""
+    """A connection to the URL's database (utf8mb4, session time zone UTC).
+
+    ``read_timeout`` replaces the URL's for a caller whose statements legitimately keep
+    the server silent longer (a migration's ALTER TABLE on a large table)."""
     target = parse_url(url)
+    if read_timeout is not None:
+        if not (read_timeout > 0 and math.isfinite(read_timeout)):
+            raise ValueError(f"read_timeout must be a number of seconds > 0, got {read_timeout}")
+        target = replace(target, read_timeout=read_timeout)
     return _connect(target, target.database, autocommit, dict_cursor)
 
 

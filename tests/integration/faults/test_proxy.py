@@ -174,3 +174,18 @@ def test_outage_later_breaks_the_path_for_its_duration(redis_proxy):
     assert redis_proxy.state == FORWARDING
     assert client.ping()
     client.close()
+
+
+def test_connect_read_timeout_overrides_the_url(maria_proxy, maria_database):
+    url = proxied_maria(maria_proxy, maria_database)  # read_timeout=2 in the URL
+    conn = connect(url, read_timeout=4.0)
+    try:
+        maria_proxy.stall()
+        started = time.monotonic()
+        with pytest.raises(pymysql.err.OperationalError, match="timed out"):
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+        assert 3.5 < time.monotonic() - started < 7
+    finally:
+        maria_proxy.resume()
+        conn.close()

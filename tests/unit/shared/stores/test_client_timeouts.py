@@ -111,3 +111,8 @@ def test_aws_client_config_overrides_only_what_it_names():
     assert client.meta.config.read_timeout == 2
     assert client.meta.config.connect_timeout == aws.TIMEOUTS["connect_timeout"]
     assert client.meta.config.retries["mode"] == "standard"
+
+
+def test_mariadb_connect_read_timeout_override_is_checked():
+    with pytest.raises(ValueError, match="read_timeout"):
+        mariadb.connect("mysql://u:p@127.0.0.1:1/db", read_timeout=0)
