@@ -24,6 +24,8 @@ import redis
 from scrapy.statscollectors import StatsCollector
 from twisted.internet import task
 
+from shared.stores.redis import redis_client
+
 if TYPE_CHECKING:
     from scrapy import Spider
     from scrapy.crawler import Crawler
@@ -82,7 +84,7 @@ class RunStatsCollector(StatsCollector):
         url = crawler.settings.get("REDIS_URL")
         if not url:
             raise ValueError("RunStatsCollector needs REDIS_URL")
-        self._server = redis.Redis.from_url(url)
+        self._server = redis_client(url)
         self._apply = self._server.register_script(_APPLY)
         self._key: str | None = None
         self._meta_key: str | None = None

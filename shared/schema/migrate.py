@@ -22,6 +22,8 @@ from shared.stores.mariadb import connect, create_database, parse_url
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 LOCK_TIMEOUT_SECONDS = 120
+# Longer than the lock wait above and than any migration we ship takes.
+MIGRATION_READ_TIMEOUT_SECONDS = 3600
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -117,7 +119,9 @@ def migrate(url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
     migrations = discover(directory)
     create_database(url)
     lock_name = f"toonpick.migrate.{parse_url(url).database}"
-    conn = connect(url, autocommit=True)
+    # An ALTER TABLE on a large table may run for many minutes: no read timeout of the
+    # usual size here (the connection still has the factory's connect timeout).
+    conn = connect(url, autocommit=True, read_timeout=MIGRATION_READ_TIMEOUT_SECONDS)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT GET_LOCK(%s, %s)", (lock_name, LOCK_TIMEOUT_SECONDS))
