@@ -186,8 +186,9 @@ class ClusterNode:
             if outage == 0.0:
                 self.reclaim()
             scheduler = self._scheduler()
-            if scheduler is not None and scheduler.push_deferred():
-                logger.warning("requests still waiting for Redis: %d", len(scheduler._unpushed))
+            unpushed = scheduler.push_deferred() if scheduler is not None else 0
+            if unpushed:
+                logger.warning("requests still waiting for Redis: %d", unpushed)
             self.resolve_waiting()
         except redis.RedisError as exc:
             # Leases are renewed next beat; a long outage lets them expire, which is safe.

@@ -128,16 +128,20 @@ class ClusterScheduler(Scheduler):
         parent = request.meta.pop(PARENT_META, None)
         entry = _Unpushed(request, parent, handed_over)
         try:
-            self._push_one(entry)
+            return self._push_one(entry)
         except redis.RedisError as exc:
             # Kept, not lost: pushed again on the next heartbeat; its parent (or the
             # lease it replaces) is not acked until then.
+            if not self._unpushed:
+                logger.warning("could not queue requests in Redis (%s); they wait in this "
+                               "node and are pushed on the next heartbeat", exc)
             self._unpushed.append(entry)
             self.stats.inc_value("scheduler/push_deferred")
-            logger.warning("could not queue %s in Redis (%s); retrying", request.url, exc)
-        return True
+            return True
 
-    def _push_one(self, entry: _Unpushed) -> None:
+    def _push_one(self, entry: _Unpushed) -> bool:
+        """Push (or find a duplicate), then settle the leases waiting on it; whether it
+        was queued now."""
         request = entry.request
         fingerprint = "" if request.dont_filter else self.df.request_fingerprint(request)
         pushed = self._push(keys=[self.df.key, self.queue.keys.requests],
@@ -154,6 +158,7 @@ class ClusterScheduler(Scheduler):
             # looks empty in between.
             self.stats.inc_value("lease/handed_over")
             tracker.done(entry.handed_over)
+        return bool(pushed)
 
     def push_deferred(self) -> int:
         """Push requests Redis refused earlier; returns how many are still waiting."""
