@@ -192,7 +192,7 @@ def _single_process_run(request: CrawlRequest, stats_file: Path | None) -> dict[
         stats = {}
     reason = stats.get("finish_reason")
     return {"run_id": request.run_id, "status": "done" if reason == "finished" else
-            (reason or "not started"), "stats": stats, "queue": {}}
+            (reason or "not started"), "stats": stats, "queue": {}, "single_process": True}
 
 
 def store_counts(config: Config, platform: Platform) -> dict[str, int]:

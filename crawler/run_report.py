@@ -6,11 +6,15 @@ on runs: the crawl tasks' results (``run_summary``), whether a task or ``toonpic
 succeeded (``run_problems``), and the summary ``toonpick crawl`` prints
 (``format_run``).
 
-A run is *complete* when it is ``done`` with no dead letters and no ``*/failed``
-counter: every unit of work was stored. Drops (``*/dropped/<reason>``) are the data's
-own fault (a malformed payload): they are reported, never a failure. A ``*/failed``
-item is one a store could not take (an infrastructure loss), a dead letter a request
-no node could finish: both mean the stores miss something the platform serves.
+A run is *complete* when it is ``done`` with no dead letters: every unit of work was
+stored. Drops (``*/dropped/<reason>``) are the data's own fault (a malformed payload):
+they are reported, never a failure. A dead letter is a request no node could finish:
+the stores miss something the platform serves. A ``*/failed`` item (a store could not
+take it: a bug, or a store still down when its node closed) is reported; in a cluster
+run its lease was not acknowledged, so its request was crawled again (or, failing
+again and again, dead-lettered), and a done run without dead letters lost nothing. In
+a single-process crawl nothing crawls it again: there a failed item makes the run
+incomplete.
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ def run_problems(run: dict[str, Any] | None) -> list[str]:
         problems.append(f"{dead} dead-lettered request(s)")
     failed = _ints(_numbers(run.get("stats", {})), _is_failed)
     failed = {k: v for k, v in failed.items() if v > 0}
-    if failed:
+    if failed and run.get("single_process"):
         problems.append("items not stored: " + ", ".join(f"{k}={v}" for k, v in failed.items()))
     return problems
 

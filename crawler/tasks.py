@@ -36,9 +36,8 @@ run is not complete (``run_report.run_problems``):
   under the same id (``runs.restart_run``), the stores being idempotent;
 - the run is done but has *dead letters* (requests no node could finish); the retry
   replays them into the run (``dead_letters.replay``) and crawls them;
-- the run counted ``*/failed`` items (a store refused them: an infrastructure loss);
-  the retry crawls the platform again in a new run, since nothing in the old run says
-  which pages they came from.
+(Items counted ``*/failed`` are no loss by themselves: their leases were not
+acknowledged, so their requests were crawled again, or dead-lettered.)
 Drops (``*/dropped/<reason>``: the data's own fault) never fail a task; they are in the
 result. Before the body ends, for whatever reason, it ends the nodes it started itself
 (they also die with the work horse: ``crawler.launcher``).
@@ -225,12 +224,6 @@ class CrawlTask:
     def _reopen_done(self, spider: str, run: dict[str, Any]) -> None:
         """A done run a previous attempt failed on (see the module doc)."""
         run_id = run["run_id"]
-        if run_summary(run)["failed_total"]:
-            self.ctx.log.warning("%s: crawl run %s lost items (%s); crawling the platform "
-                                 "again in a new run", spider, run_id,
-                                 "; ".join(run_problems(run)))
-            self._new_run(spider)
-            return
         replayed = dead_letters.replay(self.server, spider, run_id)
         self.ctx.log.warning("%s: crawl run %s: %d dead letter(s) replayed; crawling them",
                              spider, run_id, replayed)
