@@ -164,6 +164,31 @@ def expected_episodes(expected: dict, platform: str) -> Counter:
     )
 
 
+def assert_platform_matches(harness, expected: dict, platform: str) -> None:
+    """``assert_stores_match`` for one crawled platform: every store exact, every title's
+    thumbnail in S3 and its path in the catalogue."""
+    want_titles = expected_titles(expected, platform)
+    want_episodes = expected_episodes(expected, platform)
+    assert want_titles and want_episodes
+    assert harness.mongo_titles(platform) == want_titles
+    assert harness.maria_titles(platform) == want_titles
+    assert harness.mongo_episodes(platform) == want_episodes
+    assert harness.maria_episodes(platform) == want_episodes
+    keys = harness.s3_keys()
+    missing = [e for e in want_titles if f"webtoons/{platform}/{e}/thumbnail.jpg" not in keys]
+    assert missing == []
+    assert unset_thumbnail_paths(harness, platform) == 0
+
+
+def unset_thumbnail_paths(harness, platform: str | None = None) -> int:
+    if platform is None:
+        return harness.sql("SELECT COUNT(*) FROM webtoon WHERE thumbnail_path IS NULL")[0][0]
+    return harness.sql(
+        "SELECT COUNT(*) FROM webtoon w JOIN webtoon_platform wp ON wp.webtoon_id = w.id"
+        " JOIN platform p ON p.id = wp.platform_id"
+        " WHERE p.name = %s AND w.thumbnail_path IS NULL", platform)[0][0]
+
+
 @pytest.fixture
 def harness(mariadb_url: str, mongo_url: str, s3_bucket: str, redis_url: str,
             tmp_path) -> CrawlHarness:

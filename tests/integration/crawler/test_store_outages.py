@@ -20,10 +20,10 @@ import pytest
 from tests.faults.proxy import CLOSED, STALLED, FaultProxy
 from tests.integration.crawler.conftest import (
     PLATFORM_OF,
-    expected_episodes,
-    expected_titles,
+    assert_platform_matches,
     point_at,
     sim_get,
+    unset_thumbnail_paths,
 )
 from tests.integration.crawler.test_crawl_end_to_end import assert_stores_match
 
@@ -82,31 +82,6 @@ def assert_clean_done(harness, request) -> dict[str, Any]:
                 if k.startswith("images/missing/") or k in ("images/failed", "lease/dead_lettered")}
     assert given_up == {}, given_up
     return stats
-
-
-def assert_platform_matches(harness, expected: dict, platform: str) -> None:
-    """``assert_stores_match`` for one crawled platform: every store exact, every title's
-    thumbnail in S3 and its path in the catalogue."""
-    want_titles = expected_titles(expected, platform)
-    want_episodes = expected_episodes(expected, platform)
-    assert want_titles and want_episodes
-    assert harness.mongo_titles(platform) == want_titles
-    assert harness.maria_titles(platform) == want_titles
-    assert harness.mongo_episodes(platform) == want_episodes
-    assert harness.maria_episodes(platform) == want_episodes
-    keys = harness.s3_keys()
-    missing = [e for e in want_titles if f"webtoons/{platform}/{e}/thumbnail.jpg" not in keys]
-    assert missing == []
-    assert unset_thumbnail_paths(harness, platform) == 0
-
-
-def unset_thumbnail_paths(harness, platform: str | None = None) -> int:
-    if platform is None:
-        return harness.sql("SELECT COUNT(*) FROM webtoon WHERE thumbnail_path IS NULL")[0][0]
-    return harness.sql(
-        "SELECT COUNT(*) FROM webtoon w JOIN webtoon_platform wp ON wp.webtoon_id = w.id"
-        " JOIN platform p ON p.id = wp.platform_id"
-        " WHERE p.name = %s AND w.thumbnail_path IS NULL", platform)[0][0]
 
 
 def thumbnails_stored(harness) -> int:
