@@ -125,6 +125,17 @@ def test_s3_closed_for_20_s_mid_crawl_every_thumbnail_lands(harness, simulator):
     assert sim_get(server.url, "/_sim/requests")["images"] == total_titles
 
 
+def test_s3_stalled_mid_crawl_every_thumbnail_lands(harness, simulator):
+    """S3 accepts connections and answers nothing for 8 s: uploads wait (or time out and
+    are retried), no thumbnail is lost, the catalogue points at every one."""
+    with FaultProxy("127.0.0.1", 5000) as s3:
+        request, expected = crawl_through_outage(
+            harness, simulator, s3, {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3.port}"},
+            STALLED, 8, stored=lambda: thumbnails_stored(harness))
+    assert_platform_matches(harness, expected, "NAVER")
+    assert_clean_done(harness, request)
+
+
 def crawl_through_outage(harness, simulator, proxy: FaultProxy, env: dict[str, str],
                          kind: str, seconds: float, stored: Callable[[], int],
                          check: Callable[[Any], None] | None = None, seed: int = 33):
