@@ -40,7 +40,7 @@ def test_prod_requires_store_urls():
 
 
 def test_malformed_values_are_clear_errors():
-    with pytest.raises(ConfigError, match="TOONPICK_CRAWL_CONCURRENCY='many'"):
+    with pytest.raises(ConfigError, match="TOONPICK_CRAWL_CONCURRENCY=many: must be an integer"):
         load_config(environ={"TOONPICK_CRAWL_CONCURRENCY": "many"})
     with pytest.raises(ConfigError, match="TOONPICK_PROFILE"):
         load_config(environ={"TOONPICK_PROFILE": "staging"})
