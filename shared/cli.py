@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any, NoReturn
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -136,6 +139,21 @@ def _logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _reach_stores(mariadb_url: str, redis_url: str) -> None:
+    """Open and close one connection to each store a task process needs, so a wrong
+    password or a server that is down ends the command (main() says it in one line)
+    instead of being retried and logged by a process that then reports success."""
+    from shared.stores.mariadb import connect
+    from shared.stores.redis import redis_client
+
+    connect(mariadb_url).close()
+    client = redis_client(redis_url)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     from shared.config import load_config
     from shared.tasks.worker import run_worker
@@ -145,6 +163,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if not config.redis_url:
         print("toonpick worker: set REDIS_URL (jobs are queued in Redis)", file=sys.stderr)
         return 2
+    _reach_stores(config.mariadb_url, config.redis_url)
     run_worker(args.queues or None, burst=args.burst, name=args.name,
                logging_level=config.log_level)
     return 0
@@ -159,6 +178,7 @@ def _cmd_scheduler(args: argparse.Namespace) -> int:
     if not config.redis_url:
         print("toonpick scheduler: set REDIS_URL (jobs are queued in Redis)", file=sys.stderr)
         return 2
+    _reach_stores(config.mariadb_url, config.redis_url)
     if not args.once:
         if args.now or args.since:
             print("toonpick scheduler: --now and --since go with --once", file=sys.stderr)
@@ -301,13 +321,44 @@ def _add_dead_letters_parser(sub: argparse._SubParsersAction) -> None:
         if name == "replay":
             p.add_argument("--crawl", action="store_true",
                            help="then run spider node(s) on the run until it is done")
-            p.add_argument("--nodes", type=int, default=1, help="spider processes with --crawl")
-            p.add_argument("--timeout", type=float, default=3600.0,
+            p.add_argument("--nodes", type=_at_least(1), default=1,
+                           help="spider processes with --crawl")
+            p.add_argument("--timeout", type=_positive_seconds, default=3600.0,
                            help="seconds before the nodes are killed (with --crawl)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's, with a bad argument said in one line (its usage is in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _at_least(minimum: int | float, kind: type = int) -> Callable[[str], Any]:
+    """An argparse type: a ``kind`` number no smaller than ``minimum``."""
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value >= minimum or (kind is float and not math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{text} must be at least {minimum:g}")
+        return value
+    return convert
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds > 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="toonpick", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="toonpick", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("config", help="print resolved settings")
@@ -341,19 +392,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start a new run even if the spider has an open one")
     p.add_argument("--mode", default="all", help="all, new, episodes or title")
     p.add_argument("--title", help="platform title id or URL (mode title)")
-    p.add_argument("--nodes", type=int, default=1,
+    p.add_argument("--nodes", type=_at_least(1), default=1,
                    help="spider processes (more than 1 needs REDIS_URL)")
     p.add_argument("--run-id", help="join or name this run")
     p.add_argument("--today", help="YYYY-MM-DD for the episode-update rule")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds before nodes are killed")
+    p.add_argument("--timeout", type=_positive_seconds, default=3600.0,
+                   help="seconds before nodes are killed")
     p.set_defaults(func=_cmd_crawl)
 
     p = sub.add_parser("demo", help="simulator + crawl of all platforms + summary")
-    p.add_argument("--titles", type=int, default=300, help="simulated titles, all platforms")
-    p.add_argument("--episodes", type=int, default=12, help="episodes per title")
+    p.add_argument("--titles", type=_at_least(1), default=300,
+                   help="simulated titles, all platforms")
+    p.add_argument("--episodes", type=_at_least(1), default=12, help="episodes per title")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--nodes", type=int, default=2, help="spider processes per platform")
-    p.add_argument("--members", type=int, default=2000,
+    p.add_argument("--nodes", type=_at_least(1), default=2, help="spider processes per platform")
+    p.add_argument("--members", type=_at_least(0), default=2000,
                    help="seeded members for the recommender part (0: crawl only)")
     p.add_argument("--keep-stores", action="store_true",
                    help="keep what the dev stores hold (by default the demo empties them "
@@ -391,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = tasksub.add_parser("list", help="recent executions, newest first")
     p.add_argument("--type", help="only this task type")
     p.add_argument("--status", help="only this status")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=_at_least(1), default=20)
     p.set_defaults(func=_cmd_task)
 
     _add_dead_letters_parser(sub)
@@ -403,7 +456,66 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command. A bad setting or argument is one line on stderr and exit 2, a store
+    that cannot be reached or refuses us is one line and exit 1: never a traceback."""
+    from shared.config import ConfigError
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    prog = "toonpick" + (f" {argv[0]}" if argv and not argv[0].startswith("-") else "")
+    try:
+        return _dispatch(argv)
+    except ConfigError as exc:
+        print(f"{prog}: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        failure = _store_failure(exc)
+        if failure is None:
+            raise
+        print(f"{prog}: {failure}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+_REDIS_CONNECT = re.compile(r"connecting to (\S+?)\.? (\S.*?)\.?$")
+
+
+def _store_failure(exc: BaseException) -> str | None:
+    """One line for an error of a store's client (itself or what caused it), else None.
+    Read from the class's module so the clients are not imported to be told apart."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        module = type(error).__module__.partition(".")[0]
+        text = _one_line(error)
+        if module == "redis":
+            match = _REDIS_CONNECT.search(text)
+            if match and "onnection" in type(error).__name__:
+                return f"cannot connect to Redis at {match[1]}: {match[2]}"
+            return f"Redis failed ({type(error).__name__}): {text}"
+        if module == "pymysql":
+            code, _, message = (error.args[0], None, error.args[1]) if len(error.args) == 2 \
+                else (None, None, text)
+            if code in (2003, 2006, 2013):
+                return f"cannot connect to MariaDB: {message}"
+            if code == 1045:
+                return f"MariaDB refused the login: {message}"
+            return f"MariaDB failed ({code}): {message}"
+        if module == "pymongo":
+            # pymongo appends the whole topology description: the first part says it.
+            return f"cannot reach MongoDB: {text.partition(', Timeout:')[0]}" \
+                if type(error).__name__ == "ServerSelectionTimeoutError" \
+                else f"MongoDB failed ({type(error).__name__}): {text}"
+        if module in ("botocore", "boto3"):
+            return f"S3/SQS failed ({type(error).__name__}): {text}"
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _dispatch(argv: list[str]) -> int:
     parser = build_parser()
     if argv and argv[0] == "spider-node":
         from crawler.cluster.standby import main as standby_main
