@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from crawler.launcher import LOGS_DIR, REPO_ROOT, CrawlRequest, start_nodes, wait_all
 from crawler.run_report import run_problems, run_summary
-from shared.config import Config, load_config
+from shared.config import Config, load_config, mask_url
 from shared.domain import Platform
 from shared.stores.s3 import ensure_bucket, parse_s3_url, s3_client_from_config
 
@@ -362,9 +362,9 @@ def run_demo(titles: int = 300, episodes: int = 12, seed: int = 7, nodes: int = 
 
     config = load_config()
     redis_url = config.redis_url or LOCAL_REDIS
-    print(f"[demo] profile {config.profile}; MariaDB {config.mariadb_url.split('@')[-1]}, "
-          f"MongoDB {config.mongo_url.split('?')[0]}, Redis {redis_url}, "
-          f"images {config.images_store}")
+    print(f"[demo] profile {config.profile}; MariaDB {mask_url(config.mariadb_url)}, "
+          f"MongoDB {mask_url(config.mongo_url)}, Redis {mask_url(redis_url)}, "
+          f"images {mask_url(config.images_store)}")
     if fresh:
         reset_dev_stores(config)
     applied = migrate(config.mariadb_url)

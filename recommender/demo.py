@@ -22,7 +22,7 @@ from typing import Any
 from recommender.service import RecommendationService, Served
 from recommender.serving import RecommendationCache
 from recommender.synthetic import add_interaction, seed_members
-from shared.config import Config, load_config
+from shared.config import Config, load_config, mask_url
 from shared.stores.mariadb import connect
 
 METRIC_ROWS = ("hybrid", "als", "popularity")
@@ -164,8 +164,9 @@ def run_recommender_demo(redis_url: str, log_dir: Path, members: int = 2000,
           f"{result.get('similar_webtoons')} similar-webtoon rows, groups "
           f"{len(result.get('groups') or {})}")
     if view["status"] != "COMPLETED":
-        print(f"[demo] the recommender job did not complete: {view.get('error')}; worker log in "
-              f"{log_dir / 'demo-recommender-worker.log'}")
+        # The recorded error is an exception's text, which may quote a store URL.
+        print(f"[demo] the recommender job did not complete: {mask_url(str(view.get('error')))}; "
+              f"worker log in {log_dir / 'demo-recommender-worker.log'}")
         return False
     _print_metrics(result.get("metrics") or {})
 

@@ -29,15 +29,12 @@ from typing import Any, NoReturn
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from shared.config import load_config, markdown_table
+    from shared.config import load_config, markdown_table, redacted_config
 
     if args.markdown:
         print(markdown_table())
         return 0
-    config = load_config()
-    for name, value in config.items():
-        if "secret" in name or "password" in name:
-            value = "***" if value else value
+    for name, value in redacted_config(load_config()).items():
         print(f"{name} = {value}")
     return 0
 

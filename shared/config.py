@@ -483,3 +483,71 @@ def markdown_table() -> str:
 
 def setting(name: str) -> Setting:
     return _BY_NAME[name]
+
+
+# -- Showing values: what a terminal, a log line or the admin API may carry -----------------
+# Secrets are data, not names: a setting says it is one (``secret=True``), and every URL
+# shown loses its password and credential-bearing query values, whatever the setting's name.
+
+MASK = "***"
+# Query parameters that carry a credential: ?password=, ?token=, ?api_key=, S3 presigned
+# X-Amz-Signature/-Credential/-Security-Token, MongoDB's authMechanismProperties
+# (AWS_SESSION_TOKEN:...). Masking a harmless one (sslkey=/path) only costs a detail.
+_SECRET_QUERY_KEY = re.compile(
+    r"pass|pwd|secret|token|key|sig|credential|authmechanismproperties", re.IGNORECASE)
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def mask_url(text: str) -> str:
+    """``text`` with the password and credential query values of every URL in it masked:
+    ``mysql://user:***@host/db``, ``redis://:***@host:6379/0``, ``https://host/x?token=***``.
+    A text that is one URL is masked as a whole, so a password holding a space or a
+    ``/`` (unencoded, which the stores' parsers then misread) is still masked."""
+    if _URL_IN_TEXT.match(text) and text.count("://") == 1:
+        return _mask_one_url(text)
+    return _URL_IN_TEXT.sub(lambda found: _mask_one_url(found.group()), text)
+
+
+def _mask_one_url(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    # The last "@" ends the user info even when a password holds an unencoded "/", "?" or
+    # "@"; one that was really in the path or query only masks more than needed.
+    userinfo, at, hostpart = rest.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user}:{MASK}@{hostpart}" if colon else rest
+    head, question, query = rest.partition("?")
+    if not question:
+        return f"{scheme}://{rest}"
+    query, hash_, fragment = query.partition("#")
+    fields = []
+    for field_ in query.split("&"):
+        name, equals, _ = field_.partition("=")
+        fields.append(f"{name}={MASK}" if equals and _SECRET_QUERY_KEY.search(name) else field_)
+    return f"{scheme}://{head}?{'&'.join(fields)}{hash_}{fragment}"
+
+
+def redact(setting: Setting, value: Any) -> Any:
+    """``value`` of ``setting`` as it may be shown (``toonpick config``, logs, the admin
+    API). A secret is ``***``; a secret URL (a webhook whose path is its token) keeps only
+    its scheme and host; an empty secret stays empty, since "not set" gives nothing away.
+    Any other value is shown with its URLs masked (``mask_url``)."""
+    if setting.secret:
+        if value is None or value == "":
+            return value
+        if isinstance(value, str):
+            parts = urlsplit(value)
+            if parts.scheme and parts.hostname:
+                return f"{parts.scheme}://{parts.hostname}/{MASK}"
+        return MASK
+    return mask_url(value) if isinstance(value, str) else value
+
+
+def redacted_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Every resolved setting as it may be shown (``redact``); a name the table does not
+    know is treated as a secret, since nothing says it is not one."""
+    return {name: redact(_BY_NAME.get(name, _UNKNOWN_SETTING), value)
+            for name, value in config.items()}
+
+
+_UNKNOWN_SETTING = Setting("unknown", "", None, "", secret=True)

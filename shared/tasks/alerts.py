@@ -13,6 +13,7 @@ An alert is best effort: a webhook that is down, slow or refuses is logged and c
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -21,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from shared.config import redact, setting
 from shared.tasks.types import ExecutionStatus
 
 log = logging.getLogger(__name__)
@@ -111,19 +113,37 @@ class AlertDeliveryError(Exception):
 
 def post_webhook(url: str, text: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
     """POST ``{"text": text}`` as JSON; raises ``AlertDeliveryError`` unless answered 2xx."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps({"text": text}, ensure_ascii=False).encode("utf-8"),
-        headers={"Content-Type": "application/json; charset=utf-8"},
-        method="POST",
-    )
     try:
+        request = urllib.request.Request(
+            url,
+            data=json.dumps({"text": text}, ensure_ascii=False).encode("utf-8"),
+            headers={"Content-Type": "application/json; charset=utf-8"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             answer.read()
     except urllib.error.HTTPError as exc:
         raise AlertDeliveryError(f"webhook answered {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise AlertDeliveryError(f"webhook unreachable: {exc}") from None
+    except urllib.error.URLError as exc:
+        # The reason is the socket's (refused, timed out, unknown host), not the URL.
+        raise AlertDeliveryError(_without_url(f"webhook unreachable: {exc.reason}", url)) from None
+    except OSError as exc:
+        raise AlertDeliveryError(_without_url(f"webhook unreachable: {exc}", url)) from None
+    except (ValueError, http.client.InvalidURL) as exc:
+        # These quote the URL ("unknown url type: '...'") or its path, token and all.
+        raise AlertDeliveryError(f"webhook URL {shown_webhook(url)} is not usable "
+                                 f"({type(exc).__name__})") from None
+    except http.client.HTTPException as exc:
+        raise AlertDeliveryError(f"webhook gave no HTTP answer ({type(exc).__name__})") from None
+
+
+def shown_webhook(url: str) -> str:
+    """The webhook URL as a log line may show it: a Slack-style URL's path is its token."""
+    return str(redact(setting("alert_webhook_url"), url))
+
+
+def _without_url(text: str, url: str) -> str:
+    return text.replace(url, shown_webhook(url)) if url else text
 
 
 def announce_execution_end(
@@ -147,7 +167,10 @@ def announce_execution_end(
         post_webhook(settings.webhook_url, text, settings.timeout)
     except Exception as exc:  # an alert must never break the task it reports
         stats.count(sent=False)
-        log.warning("alert for execution %s (%s) not delivered: %s", execution_id, status, exc)
+        text = str(exc)
+        if settings is not None:
+            text = _without_url(text, settings.webhook_url)
+        log.warning("alert for execution %s (%s) not delivered: %s", execution_id, status, text)
         return False
     stats.count(sent=True)
     return True

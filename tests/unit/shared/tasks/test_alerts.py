@@ -52,3 +52,36 @@ def test_a_broken_webhook_url_is_counted_not_raised():
     settings = AlertSettings(webhook_url="not a url at all")
     assert announce_execution_end(1, "X", "FAILED", "boom", settings=settings) is False
     assert alerts.stats.failed == before + 1
+
+
+# A Slack-style webhook URL's path is its token: no error or log line may carry it.
+WEBHOOK_TOKEN = "HookTok-a1b2c3d4"
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("url", [
+    f"hooks.example/services/T000/B000/{WEBHOOK_TOKEN}",  # no scheme: urllib quotes it all
+    f"https://hooks.example/services/T000/{WEBHOOK_TOKEN} x",  # a space: http.client quotes it
+    f"htps://hooks.example/services/T000/B000/{WEBHOOK_TOKEN}",
+])
+def test_an_unusable_webhook_url_is_not_quoted_in_the_error(url):
+    with pytest.raises(alerts.AlertDeliveryError) as error:
+        alerts.post_webhook(url, "text", timeout=2)
+    assert WEBHOOK_TOKEN not in str(error.value)
+    assert "webhook" in str(error.value)
+
+
+def test_an_undelivered_alert_is_logged_without_the_webhook_token(caplog):
+    url = f"http://127.0.0.1:{_closed_port()}/services/T000/B000/{WEBHOOK_TOKEN}"
+    with caplog.at_level("WARNING", logger="shared.tasks.alerts"):
+        assert announce_execution_end(
+            7, "X", "FAILED", "boom", settings=AlertSettings(webhook_url=url, timeout=2)) is False
+    assert "not delivered: webhook unreachable" in caplog.text
+    assert WEBHOOK_TOKEN not in caplog.text
