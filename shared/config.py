@@ -346,13 +346,9 @@ _KIND_NAMES = {int: "an integer", float: "a number"}
 
 
 def _shown(setting: Setting, raw: str) -> str:
-    """The value as an error message may print it: a secret never, a URL without its
-    password."""
-    if getattr(setting, "secret", False):
-        return "***"
-    parts = urlsplit(raw) if "://" in raw else None
-    if parts is not None and parts.password:
-        raw = raw.replace(":" + parts.password + "@", ":***@", 1)
+    """The value as an error message may print it: through ``redact``, like every value
+    shown (a secret never, a URL without its password), quoted when it holds spaces."""
+    raw = str(redact(setting, raw))
     return raw if raw and not any(c.isspace() for c in raw) else repr(raw)
 
 
