@@ -139,7 +139,7 @@ def crawl_and_report(request: CrawlRequest, nodes: int = 1, timeout: float = 360
                      log_dir: Path | None = LOGS_DIR) -> dict[str, Any]:
     """Run ``request``'s crawl with ``nodes`` processes; returns the report: node exit
     codes and logs, the run's summary (``crawler.run_report``), its problems and ``ok``
-    (the run is complete: done, no dead letters, no failed items; drops allowed).
+    (the run is complete: ``run_report.run_problems`` finds nothing; drops allowed).
 
     SIGTERM while waiting is passed on to the nodes (Scrapy's graceful close) and the
     report is still made. Without REDIS_URL the crawl is one process and its record
@@ -177,14 +177,15 @@ def crawl_and_report(request: CrawlRequest, nodes: int = 1, timeout: float = 360
     if redis_url:
         run = run_stats(redis_url, request.spider, request.run_id)
     else:
-        run = _single_process_run(request, stats_file)
+        report["stats_file"] = str(stats_file)
+        run = single_process_run(request, stats_file)
     report["summary"] = run_summary(run)
     report["problems"] = run_problems(run)
     report["ok"] = not report["problems"] and "timeout" not in report
     return report
 
 
-def _single_process_run(request: CrawlRequest, stats_file: Path | None) -> dict[str, Any]:
+def single_process_run(request: CrawlRequest, stats_file: Path | None) -> dict[str, Any]:
     """A run record for a crawl without Redis, from its node's stats file."""
     try:
         stats = json.loads(stats_file.read_text()) if stats_file else {}

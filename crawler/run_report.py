@@ -110,6 +110,11 @@ def run_problems(run: dict[str, Any] | None) -> list[str]:
     failed = {k: v for k, v in failed.items() if v > 0}
     if failed and run.get("single_process"):
         problems.append("items not stored: " + ", ".join(f"{k}={v}" for k, v in failed.items()))
+    # A cluster run dead-letters such requests (counted above); one process can only say.
+    gave_up = int(_numbers(run.get("stats", {})).get("retry/max_reached", 0))
+    if gave_up and run.get("single_process"):
+        problems.append(f"{gave_up} request(s) given up after their retries (the platform "
+                        "did not answer)")
     return problems
 
 

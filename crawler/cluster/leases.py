@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 LEASE_META = "toonpick_lease"
 # request.meta key of a yielded request: the lease of the response that yielded it.
 PARENT_META = "toonpick_parent_lease"
+# request.meta key set by the retry middleware when a request's retries ran out (network
+# errors, 5xx/429 answers): why. Such a request is dead-lettered, not acked, so that it
+# shows in the run's report and a replay crawls it once the platform answers again.
+GAVE_UP_META = "toonpick_gave_up"
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000 "
 
@@ -311,6 +315,8 @@ class _Held:
     waiting: int = 0  # of ``items``: parked by a store until other work lands
     output_done: bool = False
     failed: bool = False
+    produced: int = 0  # items and requests yielded so far
+    gave_up: str | None = None  # retries ran out (GAVE_UP_META): dead-letter if no output
 
 
 class LeaseTracker:
@@ -367,6 +373,7 @@ class LeaseTracker:
         held = self._held.get(lease_id)
         if held is not None:
             held.items += 1
+            held.produced += 1
             if item is not None:
                 self._item_leases[id(item)] = lease_id
 
@@ -395,6 +402,27 @@ class LeaseTracker:
         held = self._held.get(lease_id)
         if held is not None:
             held.children += 1
+            held.produced += 1
+
+    def gave_up(self, lease_id: str, reason: str) -> None:
+        """The request's retries ran out: unless its response still yields something
+        (a spider handling the status itself), it is dead-lettered with ``reason``."""
+        held = self._held.get(lease_id)
+        if held is not None:
+            held.gave_up = reason
+
+    def bury(self, lease_id: str, reason: str) -> None:
+        """Dead-letter now: the request cannot be done in this run (download given up)."""
+        if self._held.pop(lease_id, None) is None:
+            return
+        try:
+            buried = self.queue.bury([lease_id], reason)
+        except redis.RedisError as exc:
+            # Left to expire: reclaimed and tried again, which is safe.
+            logger.warning("could not dead-letter a lease (%s); it will expire", exc)
+            return
+        if buried:
+            self._inc("lease/dead_lettered")
 
     def child_finished(self, lease_id: str) -> None:
         held = self._held.get(lease_id)
@@ -430,6 +458,9 @@ class LeaseTracker:
 
     def _settle(self, lease_id: str, held: _Held) -> None:
         if not held.output_done or held.items > 0 or held.children > 0:
+            return
+        if held.gave_up is not None and not held.produced and not held.failed:
+            self.bury(lease_id, f"download_failed:{held.gave_up}")
             return
         del self._held[lease_id]
         if held.failed:
@@ -512,6 +543,9 @@ class LeaseSpiderMiddleware:
                     output.meta.pop(PARENT_META, None)
                 yield output
             return
+        gave_up = response.meta.get(GAVE_UP_META)
+        if gave_up:
+            tracker.gave_up(lease_id, gave_up)
         try:
             async for output in result:
                 if isinstance(output, Request):
@@ -538,11 +572,12 @@ class LeaseSpiderMiddleware:
 
 
 class LeaseDownloaderMiddleware:
-    """Acks the lease of a request whose download failed for good.
+    """Settles the lease of a request whose download failed for good.
 
     Its ``process_exception`` runs last (lowest order), so a retry or another
-    middleware had its chance; what reaches it is final (robots-forbidden,
-    offsite, retries exhausted, ignored).
+    middleware had its chance; what reaches it is final. Robots-forbidden, offsite or
+    ignored requests are acked (a verdict); one whose retries ran out (the platform was
+    not reached) is dead-lettered.
     """
 
     def __init__(self, crawler: Crawler):
@@ -556,7 +591,12 @@ class LeaseDownloaderMiddleware:
         tracker = tracker_of(self.crawler)
         lease_id = lease_of(request)
         if tracker is not None and lease_id is not None:
-            tracker.done(lease_id)
+            gave_up = request.meta.get(GAVE_UP_META)
+            if gave_up:
+                # Network errors to the end: the platform was not reached, not a verdict.
+                tracker.bury(lease_id, f"download_failed:{gave_up}")
+            else:
+                tracker.done(lease_id)
         return None
 
 

@@ -2,7 +2,10 @@
 
 The pause goes to the shared host throttle (``crawler.cluster.throttle``), so every
 node of the cluster holds off that host until the time the server asked for; then
-the request is retried as usual (RETRY_TIMES, RETRY_HTTP_CODES).
+the request is retried as usual (RETRY_TIMES, RETRY_HTTP_CODES). A request whose
+retries ran out is marked (``GAVE_UP_META``): in cluster mode its lease is then
+dead-lettered rather than acked (``crawler.cluster.leases``), so the run does not end
+as if the platform had answered.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 
+from crawler.cluster.leases import GAVE_UP_META
 from crawler.cluster.throttle import HostThrottle, host_of, throttle_for
 
 if TYPE_CHECKING:
@@ -73,6 +77,13 @@ class RetryAfterMiddleware(RetryMiddleware):
             self._pause_host(request, response)
         return super().process_response(request, response)
 
+    def _retry(self, request: Request, reason: str | Exception | type[Exception]
+               ) -> Request | None:
+        retry = super()._retry(request, reason)
+        if retry is None:
+            request.meta[GAVE_UP_META] = _reason_text(reason)
+        return retry
+
     def _pause_host(self, request: Request, response: Response) -> None:
         raw = response.headers.get("Retry-After")
         seconds = retry_after_seconds(raw)
@@ -93,3 +104,12 @@ class RetryAfterMiddleware(RetryMiddleware):
         stats.inc_value("retry_after/paused")
         logger.info("%s answered %d: pausing %s for %.1fs", response.url, response.status,
                     host, seconds)
+
+
+def _reason_text(reason: str | Exception | type[Exception]) -> str:
+    """A short name for why retries ran out: ``503 Service Unavailable``, ``TimeoutError``."""
+    if isinstance(reason, str):
+        return reason
+    if isinstance(reason, type):
+        return reason.__name__
+    return type(reason).__name__

@@ -42,11 +42,11 @@ class CrawlHarness:
     redis_url: str
     tmp_path: Any
 
-    def start(self, spider: str, nodes: int = 1, **kwargs: Any) -> tuple[CrawlRequest,
-                                                                        list[CrawlNode]]:
+    def start(self, spider: str, nodes: int = 1, settings: dict[str, str] | None = None,
+              **kwargs: Any) -> tuple[CrawlRequest, list[CrawlNode]]:
         request = CrawlRequest(spider, **kwargs)
         return request, start_nodes(request, nodes=nodes, env=self.env,
-                                    log_dir=self.tmp_path / "logs")
+                                    log_dir=self.tmp_path / "logs", settings=settings)
 
     def crawl(self, spider: str, nodes: int = 1, timeout: float = 180, **kwargs: Any
               ) -> CrawlRequest:

@@ -216,3 +216,25 @@ def test_an_ack_refused_by_redis_is_retried(server, redis_url):
     tracker.queue = q  # Redis answers again
     tracker.retry_acks()
     assert tracker.unacked_ids() == [] and q.leased() == 0
+
+
+def test_a_request_whose_retries_ran_out_is_dead_lettered_not_acked(server):
+    from crawler.cluster.leases import LeaseTracker
+
+    q = queue(server)
+    q.push(b"503 to the end")
+    q.push(b"503 but the spider handles it")
+    tracker = LeaseTracker(q)
+    popped = {lease.payload: lease for lease in (q.pop(), q.pop())}
+    gave_up, handled = popped[b"503 to the end"], popped[b"503 but the spider handles it"]
+    for lease in (gave_up, handled):
+        tracker.hold(lease.lease_id)
+        tracker.gave_up(lease.lease_id, "503 Service Unavailable")
+    tracker.output_finished(gave_up.lease_id)  # HttpErrorMiddleware left nothing
+    tracker.item_started(handled.lease_id, {"x": 1})
+    tracker.output_finished(handled.lease_id)
+    tracker.item_finished(handled.lease_id, True, {"x": 1})
+    assert q.leased() == 0 and q.dead_letters() == 1
+    assert server.hget(q.keys.dead_reasons, gave_up.lease_id) == \
+        b"download_failed:503 Service Unavailable"
+    assert server.hget(q.keys.dead, gave_up.lease_id) == b"503 to the end"
