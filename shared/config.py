@@ -448,7 +448,7 @@ def load_config(environ: Mapping[str, str] | None = None, profile: str | None = 
         reason = check_value(setting, value)
         if reason is not None:
             raise _invalid(setting, raw, reason)
-        values[setting.name] = value
+        values[setting.name] = _guarded(setting, value)
     values["profile"] = profile
     if missing:
         raise ConfigError(f"profile {profile!r} requires: {', '.join(missing)}")
@@ -537,6 +537,38 @@ def redact(setting: Setting, value: Any) -> Any:
                 return f"{parts.scheme}://{parts.hostname}/{MASK}"
         return MASK
     return mask_url(value) if isinstance(value, str) else value
+
+
+class SecretText(str):
+    """A secret setting's value (``load_config`` makes them): the string itself wherever
+    it is used (a client's key, a URL to post to), ``'***'`` wherever it is only shown
+    by ``repr``, as Scrapy's "Overridden settings" log line, a dict in a log line or a
+    traceback's locals show values."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(MASK) if self else "''"
+
+
+class MaskedText(str):
+    """A value that carries a credential inside it (a store URL's password): itself when
+    used, ``mask_url``'d when repr'd."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(mask_url(str(self)))
+
+
+def _guarded(setting: Setting, value: Any) -> Any:
+    """What ``load_config`` keeps: a string that holds a secret, wrapped so that only its
+    use, never its repr, reveals it."""
+    if not isinstance(value, str):
+        return value
+    if setting.secret:
+        return SecretText(value)
+    return MaskedText(value) if mask_url(value) != value else value
 
 
 def redacted_config(config: Mapping[str, Any]) -> dict[str, Any]:

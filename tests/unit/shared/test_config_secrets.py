@@ -173,3 +173,37 @@ def test_a_refused_secret_value_is_not_echoed(name, value):
     assert done.returncode != 0
     assert name in done.stderr
     assert_no_secret(done.stdout + done.stderr)
+
+
+def test_a_secret_value_is_itself_when_used_and_masked_when_repr():
+    import json
+    import pprint
+
+    config = load_config(environ=SECRET_ENV)
+    secret = config.aws_secret_access_key
+    assert secret == AWS_SECRET and str(secret) == AWS_SECRET and f"{secret}" == AWS_SECRET
+    assert json.loads(json.dumps({"k": secret})) == {"k": AWS_SECRET}
+    assert repr(secret) == "'***'"
+    # A URL that carries a password: the URL itself when used, masked when repr'd.
+    assert config.mariadb_url == SECRET_ENV["TOONPICK_MARIADB_URL"]
+    assert repr(config.mariadb_url) == repr(mask_url(SECRET_ENV["TOONPICK_MARIADB_URL"]))
+    assert_no_secret(pprint.pformat(dict(config)))
+    assert repr(load_config(environ={**SECRET_ENV, "AWS_SECRET_ACCESS_KEY": ""})
+                .aws_secret_access_key) == "''"
+
+
+def test_scrapy_overridden_settings_log_line_hides_the_aws_secret():
+    # Every spider node logs this line at start-up (scrapy.crawler: "Overridden
+    # settings"); Scrapy's AWS_SECRET_ACCESS_KEY is in it whenever it is set.
+    probe = ("import pprint\n"
+             "from scrapy.settings import overridden_settings\n"
+             "from scrapy.utils.project import get_project_settings\n"
+             "settings = get_project_settings()\n"
+             "print(pprint.pformat(dict(overridden_settings(settings))))\n"
+             "print('in use:', settings['AWS_SECRET_ACCESS_KEY'] == " + repr(AWS_SECRET) + ")\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **SECRET_ENV})
+    assert done.returncode == 0, done.stderr
+    assert "'AWS_SECRET_ACCESS_KEY': '***'" in done.stdout
+    assert "in use: True" in done.stdout
+    assert_no_secret(done.stdout + done.stderr)
