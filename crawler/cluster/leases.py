@@ -604,11 +604,15 @@ def connect_item_signals(crawler: Crawler, tracker_getter: Callable[[], LeaseTra
     """Wire item_scraped / item_dropped / item_error to the lease tracker."""
 
     def finished(ok: bool):
-        def handler(item: Any, response: Any = None, **kwargs: Any) -> None:
+        def handler(item: Any, response: Any = None, exception: Any = None,
+                    **kwargs: Any) -> None:
             tracker = tracker_getter()
             lease_id = lease_of(response)
             if tracker is not None and lease_id is not None:
-                tracker.item_finished(lease_id, ok, item)
+                # A drop that gives the item back unstored (``ack_lease = False``, see
+                # crawler.pipelines.batching.GivenBack) must not ack its lease.
+                settled = ok and getattr(exception, "ack_lease", True)
+                tracker.item_finished(lease_id, settled, item)
 
         return handler
 

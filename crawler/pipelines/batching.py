@@ -111,6 +111,17 @@ class StoreUnavailable(NotStored):
     """The store kept failing past the outage bound while the node was closing."""
 
 
+class GivenBack(DropItem):
+    """A waiting item handed back unstored with its request (released by a closing node,
+    or dead-lettered): a quiet drop for Scrapy's log, but its lease is not acked
+    (``ack_lease``, read by ``crawler.cluster.leases``), so the request comes back."""
+
+    ack_lease = False
+
+    def __init__(self, message: str):
+        super().__init__(message, log_level="INFO")
+
+
 @dataclass
 class _Entry:
     item: Any
@@ -308,7 +319,7 @@ class BatchingPipeline:
                     # Not stored and not acked: its request comes back (released with the
                     # closing node's leases, or replayed with the run's dead letters).
                     self._inc(f"waiting_{verdict}")
-                    entry.deferred.errback(Failure(NotStored(
+                    entry.deferred.errback(Failure(GivenBack(
                         f"{self.stats_prefix}: {outcome.reason}; request {verdict}")))
                 continue
             self._unwait(entry)

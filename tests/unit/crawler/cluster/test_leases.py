@@ -238,3 +238,38 @@ def test_a_request_whose_retries_ran_out_is_dead_lettered_not_acked(server):
     assert server.hget(q.keys.dead_reasons, gave_up.lease_id) == \
         b"download_failed:503 Service Unavailable"
     assert server.hget(q.keys.dead, gave_up.lease_id) == b"503 to the end"
+
+
+def test_an_item_given_back_by_a_store_does_not_ack_its_lease(server):
+    from types import SimpleNamespace
+
+    from scrapy import Request, signals
+    from scrapy.exceptions import DropItem
+    from scrapy.http import Response
+    from scrapy.signalmanager import SignalManager
+
+    from crawler.cluster.leases import LEASE_META, LeaseTracker, connect_item_signals
+    from crawler.pipelines.batching import GivenBack
+
+    q = queue(server)
+    q.push(b"given back")
+    q.push(b"dropped for its data")
+    tracker = LeaseTracker(q)
+    crawler = SimpleNamespace(signals=SignalManager())
+    connect_item_signals(crawler, lambda: tracker)
+    popped = {lease.payload: lease for lease in (q.pop(), q.pop())}
+    for payload, exception in ((b"given back", GivenBack("catalogue: released")),
+                               (b"dropped for its data", DropItem("bad_json"))):
+        lease = popped[payload]
+        item = {"payload": payload}
+        tracker.hold(lease.lease_id)
+        tracker.item_started(lease.lease_id, item)
+        tracker.output_finished(lease.lease_id)
+        response = Response("http://x/", request=Request("http://x/",
+                                                         meta={LEASE_META: lease.lease_id}))
+        crawler.signals.send_catch_log(signals.item_dropped, item=item, response=response,
+                                       spider=None, exception=exception)
+    # The data drop is acked; the given-back item's lease is left to come back.
+    assert q.leased() == 1
+    assert tracker.held_ids() == []
+    assert tracker.release_all() == 1 and q.pending() == 1
