@@ -460,6 +460,10 @@ def load_config(environ: Mapping[str, str] | None = None, profile: str | None = 
     return Config(values, profile)
 
 
+# What the README's table says of a secret setting (``redact``).
+_SECRET_NOTE = " Secret: `toonpick config` and logs show it masked (`***`)."
+
+
 def markdown_table() -> str:
     """The README's configuration table."""
     rows = ["| Variable | dev default | test | prod | Meaning |", "|---|---|---|---|---|"]
@@ -472,7 +476,7 @@ def markdown_table() -> str:
     for s in SETTINGS:
         rows.append(
             f"| `{s.env}` | {cell(s.default_for('dev'))} | {cell(s.default_for('test'))} "
-            f"| {cell(s.default_for('prod'))} | {s.help} |"
+            f"| {cell(s.default_for('prod'))} | {s.help}{_SECRET_NOTE if s.secret else ''} |"
         )
     return "\n".join(rows)
 
