@@ -146,8 +146,11 @@ def test_toonpick_config_prints_no_secret(capsys, monkeypatch):
 
 
 def _toonpick(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    # The installed console script, as an operator runs it.
-    command = [str(Path(sys.executable).with_name("toonpick")), *args]
+    # The installed console script, as an operator runs it (else its entry point).
+    script = Path(sys.executable).with_name("toonpick")
+    command = ([str(script)] if script.exists() else
+               [sys.executable, "-c", "import sys; from shared.cli import main; sys.exit(main())"])
+    command += args
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TOONPICK_", "AWS_"))}
     base.pop("REDIS_URL", None)
     return subprocess.run(command, cwd=REPO, env={**base, **env}, capture_output=True,
