@@ -48,8 +48,10 @@ another live run is, so standby nodes, which follow the current run, rejoin it.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -63,7 +65,7 @@ from crawler.cluster.standby import standby_nodes
 from crawler.launcher import REPO_ROOT, SPIDERS, CrawlNode, CrawlRequest, start_nodes
 from crawler.run_report import run_problems, run_summary
 from shared.config import load_config
-from shared.domain import CrawlMode, Platform
+from shared.domain import CrawlMode
 from shared.stores.redis import redis_client
 from shared.tasks.runner import TaskContext
 from shared.tasks.types import (
@@ -112,7 +114,8 @@ def spiders_for(platforms: Any) -> list[str]:
         spider = SPIDER_OF_PLATFORM.get(name.upper()) or (name.lower() if name.lower()
                                                           in SPIDERS else None)
         if spider is None:
-            known = ", ".join(p.value for p in Platform)
+            # Only the platforms with a spider: the enum also names ones never crawled.
+            known = ", ".join(SPIDER_OF_PLATFORM)
             raise InvalidParams(f"unknown platform {value!r}: expected some of {known}")
         if spider not in spiders:
             spiders.append(spider)
@@ -126,6 +129,38 @@ def check_today(today: Any) -> str | None:
         return date.fromisoformat(str(today)).isoformat()
     except ValueError:
         raise InvalidParams(f"today {today!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def check_node_wait(node_wait: Any) -> float:
+    try:
+        wait = float(node_wait or 0)
+    except (TypeError, ValueError):
+        wait = math.nan
+    if not math.isfinite(wait):
+        raise InvalidParams(f"node_wait {node_wait!r} is not a number of seconds")
+    return max(0.0, wait)
+
+
+def check_slot(slot: Any) -> datetime | None:
+    """A scheduled slot's moment: an ISO date-time with its UTC offset."""
+    if not slot:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(slot))
+    except ValueError:
+        raise InvalidParams(f"slot {slot!r} is not an ISO date-time") from None
+    if moment.tzinfo is None:
+        raise InvalidParams(f"slot {slot!r} has no UTC offset")
+    return moment
+
+
+def check_crawl_params(params: Mapping[str, Any]) -> None:
+    """What a crawl body would refuse, said when the task is queued (register_task's
+    ``validate``): unknown or no platforms, a malformed day, slot or node_wait."""
+    spiders_for(params.get("platforms"))
+    check_today(params.get("today"))
+    check_slot(params.get("slot"))
+    check_node_wait(params.get("node_wait"))
 
 
 def start_entries(spider: str, mode: CrawlMode, today: str | None) -> list[dict[str, Any]]:
@@ -453,12 +488,7 @@ def slot_day(slot: str | None) -> str | None:
     config = load_config()
     if not slot or config.crawl_today:
         return None
-    try:
-        moment = datetime.fromisoformat(slot)
-    except ValueError:
-        raise InvalidParams(f"slot {slot!r} is not an ISO date-time") from None
-    if moment.tzinfo is None:
-        raise InvalidParams(f"slot {slot!r} has no UTC offset")
+    moment = check_slot(slot)
     return moment.astimezone(ZoneInfo(config.timezone)).date().isoformat()
 
 
@@ -466,10 +496,7 @@ def crawl(ctx: TaskContext, mode: CrawlMode, platforms: Any = None, today: Any =
           node_wait: Any = 0.0) -> dict[str, Any]:
     spiders = spiders_for(platforms)
     today = check_today(today)
-    try:
-        wait = max(0.0, float(node_wait or 0))
-    except (TypeError, ValueError):
-        raise InvalidParams(f"node_wait {node_wait!r} is not a number of seconds") from None
+    wait = check_node_wait(node_wait)
     redis_url = load_config().redis_url
     if not redis_url:
         raise CrawlTaskError("crawl tasks need REDIS_URL (runs and their stats live there)")
@@ -509,4 +536,5 @@ for _type, _body in (
     (TaskType.WEBTOON_NEW_CRAWL, webtoon_new_crawl),
     (TaskType.WEBTOON_EPISODE_UPDATE, webtoon_episode_update),
 ):
-    register_task(_type.value, _body, retry=CRAWL_RETRY, identifying=IDENTIFYING, timeout=None)
+    register_task(_type.value, _body, retry=CRAWL_RETRY, identifying=IDENTIFYING, timeout=None,
+                  validate=check_crawl_params)

@@ -15,12 +15,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from recommender.service import RecommendationService
 from recommender.serving import ModelNotFound
-from recommender.training import TrainingError, train_model
+from recommender.training import TrainingError, resolve_params, train_model
 from shared.config import load_config
 from shared.stores.mariadb import connect, utc_naive
 from shared.tasks.runner import TaskContext
@@ -105,6 +106,45 @@ def parse_since(text: str) -> datetime:
         raise InvalidParams(f"since={text!r} is not an ISO date-time") from None
 
 
+def _check_member_ids(member_ids: Any) -> None:
+    if not isinstance(member_ids, list) or not all(
+            isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in member_ids):
+        raise InvalidParams("member_ids must be a list of positive integers")
+    if len(member_ids) > MAX_MEMBERS_PER_UPDATE:
+        raise InvalidParams(f"at most {MAX_MEMBERS_PER_UPDATE} members per update; "
+                            "use RECOMMENDATION_UPDATE for everyone")
+
+
+def _check_flag(params: Mapping[str, Any], name: str) -> None:
+    if name in params and not isinstance(params[name], bool):
+        raise InvalidParams(f"{name} must be true or false, not {params[name]!r}")
+
+
+def check_training_params(params: Mapping[str, Any]) -> None:
+    """The training overrides and flags, checked when the task is queued. The worker's
+    TOONPICK_RECOMMENDER_PARAMS is applied (and checked) when it runs."""
+    overrides = params.get("params")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise InvalidParams(f"params must be a JSON object, not {overrides!r}")
+    try:
+        resolve_params({}, overrides)
+    except TrainingError as exc:
+        raise InvalidParams(str(exc)) from None
+    _check_flag(params, "serve")
+    _check_flag(params, "train")
+
+
+def check_preference_params(params: Mapping[str, Any]) -> None:
+    """member_ids or since, checked when the task is queued."""
+    member_ids, since = params.get("member_ids"), params.get("since")
+    if member_ids is None:
+        if not since:
+            raise InvalidParams("MEMBER_PREFERENCE_UPDATE needs member_ids or since")
+        parse_since(since)
+    else:
+        _check_member_ids(member_ids)
+
+
 def _changed_members(mariadb_url: str, since: datetime) -> list[int]:
     conn = connect(mariadb_url)
     try:
@@ -128,12 +168,7 @@ def member_preference_update(ctx: TaskContext, member_ids: list[int] | None = No
         if not since:
             raise InvalidParams("MEMBER_PREFERENCE_UPDATE needs member_ids or since")
         member_ids = _changed_members(config["mariadb_url"], parse_since(since))
-    if not isinstance(member_ids, list) or not all(
-            isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in member_ids):
-        raise InvalidParams("member_ids must be a list of positive integers")
-    if len(member_ids) > MAX_MEMBERS_PER_UPDATE:
-        raise InvalidParams(f"at most {MAX_MEMBERS_PER_UPDATE} members per update; "
-                            "use RECOMMENDATION_UPDATE for everyone")
+    _check_member_ids(member_ids)
     done = set(ctx.checkpoint.get("done", []))
     todo = [m for m in member_ids if m not in done]
     service = RecommendationService(config)
@@ -158,16 +193,17 @@ def member_preference_update(ctx: TaskContext, member_ids: list[int] | None = No
             "ms_max": round(values[-1], 3) if values else None}
 
 
-for _type, _body, _identifying in (
+for _type, _body, _identifying, _validate in (
     (TaskType.RECOMMENDATION_MODEL_TRAINING, recommendation_model_training,
-     ("params", "serve", "schedule", "slot", "request_id")),
+     ("params", "serve", "schedule", "slot", "request_id"), check_training_params),
     (TaskType.RECOMMENDATION_UPDATE, recommendation_update,
-     ("train", "params", "schedule", "slot", "request_id")),
+     ("train", "params", "schedule", "slot", "request_id"), check_training_params),
     (TaskType.RECOMMENDATION_CACHE_UPDATE, recommendation_cache_update,
-     ("schedule", "slot", "request_id")),
+     ("schedule", "slot", "request_id"), None),
     # Each activity event is its own run: callers name it (event_id or request_id), or
     # the same member list twice would be one completed instance, refused the 2nd time.
     (TaskType.MEMBER_PREFERENCE_UPDATE, member_preference_update,
-     ("member_ids", "since", "event_id", "request_id")),
+     ("member_ids", "since", "event_id", "request_id"), check_preference_params),
 ):
-    register_task(_type.value, _body, retry=RETRY, identifying=_identifying, queue=QUEUE)
+    register_task(_type.value, _body, retry=RETRY, identifying=_identifying, queue=QUEUE,
+                  validate=_validate)

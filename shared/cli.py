@@ -201,7 +201,12 @@ def _cmd_scheduler(args: argparse.Namespace) -> int:
 def _cmd_task(args: argparse.Namespace) -> int:
     from shared.config import load_config
     from shared.tasks import TaskError, TaskRepository
-    from shared.tasks.types import import_task_modules, parse_module_list
+    from shared.tasks.types import (
+        InvalidParams,
+        UnknownTaskType,
+        import_task_modules,
+        parse_module_list,
+    )
 
     config = load_config()
     if args.task_command == "run":
@@ -219,6 +224,10 @@ def _cmd_task(args: argparse.Namespace) -> int:
         try:
             execution_id = enqueue_task(config.mariadb_url, config.redis_url, args.task_type,
                                         params, "api", force=args.force)
+        except (InvalidParams, UnknownTaskType) as exc:
+            # Refused before anything was recorded: the request itself is wrong.
+            print(f"toonpick task run: {exc}", file=sys.stderr)
+            return 2
         except TaskError as exc:
             print(f"toonpick task run: {exc}", file=sys.stderr)
             return 1

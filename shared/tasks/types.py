@@ -6,6 +6,11 @@ only when a real body exists; the runner refuses to enqueue an unregistered type
 Registration happens at import time of the module holding the body, so a worker
 imports its task modules (``import_task_modules``) before it takes jobs.
 
+Parameters are checked when a task is queued, before anything is recorded: they must be a
+small JSON object the body's signature accepts, and the type's ``validate(params)`` (given
+to ``register_task``) raises ``InvalidParams`` for values the body would refuse, so a bad
+request is refused to its caller (CLI, scheduler, SQS, API) instead of failing in a worker.
+
 Identity: the instance of a task is its type plus its *identifying* parameters
 (all parameters unless the type names a subset); two requests with the same
 identity are the same instance, so it runs once (see ``TaskRepository``).
@@ -140,6 +145,8 @@ class TaskDefinition:
     identifying: tuple[str, ...] | None = None
     queue: str = DEFAULT_QUEUE
     timeout: int | None = DEFAULT_JOB_TIMEOUT
+    # Raises InvalidParams for values the body would refuse (see the module doc).
+    validate: Callable[[Mapping[str, Any]], None] | None = None
 
     def identifying_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         if self.identifying is None:
@@ -153,6 +160,11 @@ class TaskDefinition:
             inspect.signature(self.fn).bind(None, **checked)
         except TypeError as exc:
             raise InvalidParams(f"{self.task_type}: {exc}") from None
+        if self.validate is not None:
+            try:
+                self.validate(checked)
+            except InvalidParams as exc:
+                raise InvalidParams(f"{self.task_type}: {exc}") from None
         return checked
 
 
@@ -167,9 +179,14 @@ def register_task(
     identifying: Iterable[str] | None = None,
     queue: str = DEFAULT_QUEUE,
     timeout: int | None = DEFAULT_JOB_TIMEOUT,
+    validate: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> TaskDefinition:
-    """Bind ``task_type`` to ``fn(ctx, **params)``. Re-registering the same function is a
-    no-op (modules can be imported twice); another function under the same name is an error."""
+    """Bind ``task_type`` to ``fn(ctx, **params)``; ``validate(params)`` checks a request's
+    values when it is queued (raising ``InvalidParams``). Re-registering the same function
+    is a no-op (modules can be imported twice); another function under the same name is an
+    error."""
+    if validate is not None and not callable(validate):
+        raise TypeError(f"task {task_type}: validate {validate!r} is not callable")
     if not task_type or len(task_type) > 64:
         raise ValueError(f"task type {task_type!r}: 1 to 64 characters")
     if not callable(fn):
@@ -181,6 +198,7 @@ def register_task(
         identifying=None if identifying is None else tuple(identifying),
         queue=queue,
         timeout=timeout,
+        validate=validate,
     )
     existing = _REGISTRY.get(definition.task_type)
     if existing is not None and _qualified(existing.fn) != _qualified(fn):
