@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from shared.config import redact, setting
+from shared.config import mask_url, redact, setting
 from shared.tasks.types import ExecutionStatus
 
 log = logging.getLogger(__name__)
@@ -79,12 +79,13 @@ def _settings() -> AlertSettings:
 
 
 def error_summary(error: str | None) -> str:
-    """The line of a traceback that says what went wrong (its last), clipped."""
+    """The line of a traceback that says what went wrong (its last), clipped, with the
+    passwords of any URL it quotes masked: the alert leaves for a chat channel."""
     if not error:
         return "(no error text)"
     lines = [line.rstrip() for line in error.strip().splitlines() if line.strip()]
     summary = lines[-1].strip() if lines else error.strip()
-    return summary[:_MAX_ERROR_CHARS]
+    return mask_url(summary)[:_MAX_ERROR_CHARS]
 
 
 def alert_text(

@@ -85,3 +85,11 @@ def test_an_undelivered_alert_is_logged_without_the_webhook_token(caplog):
             7, "X", "FAILED", "boom", settings=AlertSettings(webhook_url=url, timeout=2)) is False
     assert "not delivered: webhook unreachable" in caplog.text
     assert WEBHOOK_TOKEN not in caplog.text
+
+
+def test_an_alert_never_quotes_a_store_password():
+    error = ("Traceback (most recent call last):\n  File 'x', line 1\n"
+             "OperationalError: mysql://toonpick:DbPw-77f1@db.internal/toonpick unreachable")
+    text = alert_text("FAILED", "WEBTOON_ALL_CRAWL", 3, error)
+    assert "DbPw-77f1" not in text
+    assert "mysql://toonpick:***@db.internal/toonpick unreachable" in text
