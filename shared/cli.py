@@ -462,14 +462,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a command. A bad setting or argument is one line on stderr and exit 2, a store
-    that cannot be reached or refuses us is one line and exit 1: never a traceback."""
-    from shared.config import ConfigError
-
+    """Run a command (errors as ``run_command`` says)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = "toonpick" + (f" {argv[0]}" if argv and not argv[0].startswith("-") else "")
+    return run_command(prog, lambda: _dispatch(argv))
+
+
+def run_command(prog: str, command: Callable[[], int]) -> int:
+    """``command()``'s exit code; a bad setting is one line on stderr and exit 2, a store
+    that cannot be reached or refuses us one line and exit 1: never a traceback. For every
+    process entry point (``toonpick``, ``python -m shared.tasks.messages``)."""
+    from shared.config import ConfigError, mask_url
+
     try:
-        return _dispatch(argv)
+        return command()
     except ConfigError as exc:
         print(f"{prog}: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -477,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         failure = _store_failure(exc)
         if failure is None:
             raise
-        print(f"{prog}: {failure}", file=sys.stderr)
+        print(f"{prog}: {mask_url(failure)}", file=sys.stderr)
         return 1
 
 

@@ -700,4 +700,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from shared.cli import run_command
+
+    raise SystemExit(run_command("toonpick messages", main))

@@ -190,11 +190,25 @@ def _recorded(database: str) -> int:
         conn.close()
 
 
+# The SQS consumer is a process of its own (python -m shared.tasks.messages), same rules.
+CONSUMER_CASES = [
+    ("consumer-wait-over-20", {"TOONPICK_SQS_WAIT_SECONDS": "99"}, 2,
+     "toonpick messages: TOONPICK_SQS_WAIT_SECONDS=99: must be at most 20"),
+    ("consumer-wrong-password", {"TOONPICK_SQS_ENABLED": "true",
+                                 "TOONPICK_MARIADB_URL": "{db:wrong-password}"}, 1,
+     "toonpick messages: MariaDB refused the login: Access denied"),
+]
+
+
 @pytest.mark.parametrize(("argv", "overrides", "code", "message"),
-                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+                         [case[1:] for case in CASES]
+                         + [(["-m", "shared.tasks.messages"], *case[1:])
+                            for case in CONSUMER_CASES],
+                         ids=[case[0] for case in CASES + CONSUMER_CASES])
 def test_bad_input_is_one_line_and_a_non_zero_exit(argv, overrides, code, message, database,
                                                    redis_url):
-    done = subprocess.run([sys.executable, "-m", "shared.cli", *argv], cwd=REPO_ROOT,
+    command = argv if argv[0] == "-m" else ["-m", "shared.cli", *argv]
+    done = subprocess.run([sys.executable, *command], cwd=REPO_ROOT,
                           env=_env(overrides, database, redis_url), capture_output=True,
                           text=True, timeout=90)
     output = done.stdout + done.stderr
