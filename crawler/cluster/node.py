@@ -43,10 +43,10 @@ from scrapy.utils.defer import deferred_from_coro
 from twisted.internet import task
 
 from crawler.cluster import runs
+from crawler.cluster.connection import crawler_redis
 from crawler.cluster.leases import LeasedQueue, LeaseTracker, connect_item_signals
 from crawler.cluster.runs import RunKeys
 from crawler.pipelines.batching import DEAD_LETTERED, DROP
-from shared.stores.redis import redis_client
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -89,6 +89,8 @@ class ClusterNode:
         self._registered_waiting: set[str] = set()
         self._paused_since: float | None = None
         self._letting_expire = False
+        # Set by the scheduler when the node could not join its run: the close reason.
+        self.close_at_open: str | None = None
         crawler.toonpick_node = self
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_idle, signal=signals.spider_idle)
@@ -98,12 +100,11 @@ class ClusterNode:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ClusterNode:
         settings = crawler.settings
-        url = settings.get("REDIS_URL")
-        if not url:
+        if not settings.get("REDIS_URL"):
             raise NotConfigured("REDIS_URL is empty: single-process crawl")
         return cls(
             crawler,
-            redis_client(url),
+            crawler_redis(crawler),
             lease_seconds=settings.getfloat("TOONPICK_CRAWL_LEASE_SECONDS"),
             idle_seconds=settings.getfloat("TOONPICK_CRAWL_IDLE_SECONDS"),
             max_reclaims=settings.getint("TOONPICK_CRAWL_MAX_RECLAIMS"),
@@ -156,6 +157,8 @@ class ClusterNode:
     # --- heartbeat -----------------------------------------------------------------
 
     def spider_opened(self, spider: Any) -> None:
+        if self.close_at_open is not None:
+            raise CloseSpider(self.close_at_open)
         interval = min(max(self.lease_seconds / 3, 0.2), 5.0)
         self._heartbeat = task.LoopingCall(self.heartbeat)
         self._heartbeat.start(interval, now=False).addErrback(

@@ -33,8 +33,9 @@ from scrapy_redis import picklecompat
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.scheduler import Scheduler
 
+from crawler.cluster.connection import crawler_redis
 from crawler.cluster.leases import LEASE_META, PARENT_META, Lease
-from shared.stores.redis import redis_client
+from shared.stores.redis import RedisUnavailable, require_redis, unavailable
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
     from crawler.cluster.node import ClusterNode
 
 logger = logging.getLogger(__name__)
+
+# The close reason of a node that could not reach Redis to join its run.
+REDIS_UNAVAILABLE = "redis_unavailable"
 
 
 class RunDupeFilter(RFPDupeFilter):
@@ -93,12 +97,11 @@ class ClusterScheduler(Scheduler):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ClusterScheduler:
-        url = crawler.settings.get("REDIS_URL")
-        if not url:
+        if not crawler.settings.get("REDIS_URL"):
             raise ValueError("ClusterScheduler needs REDIS_URL")
-        server = redis_client(url)
-        server.ping()
-        return cls(crawler, server)
+        # Redis is first asked in open(): a failure here would be a traceback, there it
+        # closes the spider with a reason.
+        return cls(crawler, crawler_redis(crawler))
 
     def __len__(self) -> int:
         return 0 if self.node is None or self.node.queue is None else self.node.queue.pending()
@@ -111,7 +114,17 @@ class ClusterScheduler(Scheduler):
                 "ClusterScheduler needs the crawler.cluster.node.ClusterNode extension"
             )
         self.node = node
-        keys = node.join(spider)
+        try:
+            require_redis(self.server)
+            keys = node.join(spider)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # A node that cannot join has nothing to do: one line, and the spider closes
+            # (no lease taken, nothing to give back; exit code 3). Not CloseSpider from
+            # here: Scrapy then skips opening its scraper, whose close traces back.
+            error = exc if isinstance(exc, RedisUnavailable) else unavailable(self.server, exc)
+            logger.error("%s; this node cannot join its run and stops", error)
+            node.close_at_open = REDIS_UNAVAILABLE
+            return
         self.queue = node.queue
         self.df = RunDupeFilter(self.server, keys.dupefilter, self.stats, debug=self.debug)
 

@@ -24,7 +24,7 @@ import redis
 from scrapy.statscollectors import StatsCollector
 from twisted.internet import task
 
-from shared.stores.redis import redis_client
+from crawler.cluster.connection import crawler_redis
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -81,10 +81,9 @@ def _stored(value: Any) -> str:
 class RunStatsCollector(StatsCollector):
     def __init__(self, crawler: Crawler):
         super().__init__(crawler)
-        url = crawler.settings.get("REDIS_URL")
-        if not url:
+        if not crawler.settings.get("REDIS_URL"):
             raise ValueError("RunStatsCollector needs REDIS_URL")
-        self._server = redis_client(url)
+        self._server = crawler_redis(crawler)
         self._apply = self._server.register_script(_APPLY)
         self._key: str | None = None
         self._meta_key: str | None = None
