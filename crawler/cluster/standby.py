@@ -36,7 +36,7 @@ import redis
 from crawler.cluster import runs
 from crawler.launcher import SPIDERS, CrawlNode, CrawlRequest, start_nodes
 from shared.config import load_config
-from shared.stores.redis import redis_client
+from shared.stores.redis import RedisUnavailable, redis_client, require_redis
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    node = StandbyNode(args.spider, redis_client(config.redis_url),
-                       log_dir=Path(".run") / "logs" / "standby")
+    try:
+        server = require_redis(redis_client(config.redis_url))
+    except RedisUnavailable as exc:
+        print(f"toonpick spider-node: {exc}", file=sys.stderr)
+        return 1
+    node = StandbyNode(args.spider, server, log_dir=Path(".run") / "logs" / "standby")
     log.info("standby node %s for %s", node.node_id, args.spider)
     node.run(stop, poll=args.poll)
     return 0

@@ -39,7 +39,7 @@ from rq import Worker
 from rq.exceptions import SchedulerNotFound, StopRequested
 from rq.scheduler import RQScheduler
 
-from shared.stores.redis import redis_client
+from shared.stores.redis import RedisUnavailable, redis_client, require_redis
 from shared.tasks.runner import RunnerSettings, configure_process, reconcile
 from shared.tasks.types import import_task_modules, parse_module_list, registered_queues
 
@@ -205,7 +205,9 @@ def run_worker(
     imported = import_task_modules(settings.task_modules)
     queues = list(queues) if queues else registered_queues()
     configure_process(mariadb_url, settings)
-    connection = redis_client(redis_url)
+    # Checked before RQ raises the client's socket_timeout above its blocking dequeue
+    # (reconcile interval + 10 s): a silent Redis is then one clear error in seconds.
+    connection = require_redis(redis_client(redis_url))
     worker = TaskWorker(list(queues), connection=connection, name=name,
                         mariadb_url=mariadb_url, settings=settings)
     log.info("task worker %s: queues %s, task modules %s", worker.name, ", ".join(queues),
@@ -253,9 +255,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if modules:
         overrides["task_modules"] = tuple(dict.fromkeys(settings.task_modules + modules))
     settings = replace(settings, **overrides)
-    run_worker(args.queues or None, mariadb_url=config.mariadb_url,
-               redis_url=config.redis_url, settings=settings, burst=args.burst, name=args.name,
-               logging_level=config.log_level)
+    try:
+        run_worker(args.queues or None, mariadb_url=config.mariadb_url,
+                   redis_url=config.redis_url, settings=settings, burst=args.burst,
+                   name=args.name, logging_level=config.log_level)
+    except RedisUnavailable as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
