@@ -240,9 +240,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from shared.config import load_config
+    from shared.stores.redis import RedisUnavailable
 
     try:
         return args.rec_func(args, load_config())
     except CommandError as exc:
         print(f"toonpick recommender {args.rec_command}: {exc}", file=sys.stderr)
         return 2
+    except RedisUnavailable as exc:  # the cache: its own line names where and which timeout
+        print(f"toonpick recommender {args.rec_command}: {exc}", file=sys.stderr)
+        return 1

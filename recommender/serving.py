@@ -18,28 +18,36 @@ fresh, else the member's current history read from MariaDB, folded into the serv
 model (no retrain), cached and stored. ``refresh_member`` does the same unconditionally
 after an activity change. A member the model never saw (joined after training) gets the
 hybrid's cold-start answer from their history, or the popularity list if they have none.
+
+**When the cache's Redis fails.** A cache call that Redis refuses, or leaves unanswered
+past the client's timeout, raises ``RedisUnavailable`` (one line: where, which timeout).
+Serving does not fall back to MariaDB's stored list: every request would first wait out
+the timeout, and the refresh path would store lists it cannot cache (the cache would keep
+the older list of the same version and serve it once Redis is back).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import redis
 import scipy.sparse as sp
 
 from recommender.activity import ActivityMatrix
 from recommender.models import model_from_arrays
 from recommender.models.base import Recommender
 from shared.stores.mariadb import connect
-from shared.stores.redis import redis_client
+from shared.stores.redis import redis_client, unavailable
 from shared.stores.s3 import ensure_bucket, parse_s3_url, s3_client_from_config
 
 log = logging.getLogger(__name__)
@@ -281,26 +289,38 @@ class RecommendationCache:
     def key(self, member_id: int) -> str:
         return f"{self.prefix}{int(member_id)}"
 
+    @contextlib.contextmanager
+    def _answered(self) -> Iterator[None]:
+        """A refused or unanswered call as ``RedisUnavailable`` naming the cache."""
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise unavailable(self.redis, exc, "the recommendation cache's Redis") from exc
+
     def put_many(self, entries: Iterable[tuple[int, dict[str, Any]]]) -> int:
         pipe = self.redis.pipeline(transaction=False)
         count = 0
-        for member_id, value in entries:
-            pipe.set(self.key(member_id), json.dumps(value, separators=(",", ":")), ex=self.ttl)
-            count += 1
-            if count % 1000 == 0:
-                pipe.execute()
-        pipe.execute()
+        with self._answered():
+            for member_id, value in entries:
+                pipe.set(self.key(member_id), json.dumps(value, separators=(",", ":")),
+                         ex=self.ttl)
+                count += 1
+                if count % 1000 == 0:
+                    pipe.execute()
+            pipe.execute()
         return count
 
     def get(self, member_id: int) -> dict[str, Any] | None:
-        raw = self.redis.get(self.key(member_id))
+        with self._answered():
+            raw = self.redis.get(self.key(member_id))
         if raw is None:
             return None
         try:
             return json.loads(raw)
         except ValueError:
             log.warning("dropping unreadable cache entry of member %s", member_id)
-            self.redis.delete(self.key(member_id))
+            with self._answered():
+                self.redis.delete(self.key(member_id))
             return None
 
     def clear(self) -> int:
