@@ -28,6 +28,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from shared.config import ConfigError
+
 MAX_PARAMS_BYTES = 16_384
 DEFAULT_QUEUE = "default"
 DEFAULT_JOB_TIMEOUT = 3600
@@ -245,12 +247,22 @@ def unregister_task(task_type: str) -> None:
 
 
 def import_task_modules(modules: Iterable[str]) -> list[str]:
-    """Import the modules whose import registers task bodies; returns the names imported."""
+    """Import the modules whose import registers task bodies; returns the names imported.
+    A module that does not exist is a ``ConfigError``."""
     imported = []
     for name in modules:
         name = name.strip()
         if name:
-            importlib.import_module(name)
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                # The module named is not there: a setting's typo. A module that exists
+                # but fails on an import of its own is a bug and keeps its traceback.
+                if exc.name is None or not (name == exc.name
+                                            or name.startswith(exc.name + ".")):
+                    raise
+                raise ConfigError(f"task module {name!r} cannot be imported: {exc} "
+                                  "(TOONPICK_TASK_MODULES)") from None
             imported.append(name)
     return imported
 

@@ -82,6 +82,12 @@ CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
      "TOONPICK_CRAWL_TODAY=2026-13-45: must be a date in the form YYYY-MM-DD"),
     ("sqs-enabled", ["scheduler", "--once"], {"TOONPICK_SQS_ENABLED": "maybe"}, 2,
      "TOONPICK_SQS_ENABLED=maybe: must be a boolean"),
+    ("task-module-missing-worker", ["worker", "--burst"],
+     {"TOONPICK_TASK_MODULES": "crawler.nope"}, 2,
+     "toonpick worker: task module 'crawler.nope' cannot be imported"),
+    ("task-module-missing-task-run", ["task", "run", "WEBTOON_ALL_CRAWL"],
+     {"TOONPICK_TASK_MODULES": "nope.tasks"}, 2,
+     "toonpick task: task module 'nope.tasks' cannot be imported"),
     # -- stores that refuse us or cannot be reached: exit 1 -----------------------------------
     # Used to exit 0 after hundreds of lines of tracebacks.
     ("mariadb-wrong-password-worker", ["worker", "--burst"],
@@ -98,7 +104,7 @@ CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
     ("redis-unreachable-crawl", ["crawl", "naver"], {"REDIS_URL": _redis_down()}, 1,
      "toonpick crawl: cannot connect to Redis at 127.0.0.1:1: Connection refused"),
     ("redis-unreachable-spider-node", ["spider-node", "naver"], {"REDIS_URL": _redis_down()},
-     1, "toonpick spider-node: cannot connect to Redis at 127.0.0.1:1: Connection refused"),
+     1, "toonpick spider-node: cannot connect to Redis at 127.0.0.1:1"),
     ("redis-unreachable-dead-letters", ["dead-letters", "list", "r1", "--spider", "naver"],
      {"REDIS_URL": _redis_down()}, 1,
      "toonpick dead-letters list: Redis failed: Error 111 connecting to 127.0.0.1:1"),
