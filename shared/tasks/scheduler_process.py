@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.config import Config, load_config
+from shared.stores.redis import redis_client, require_redis
 from shared.tasks.repository import AlreadyCompleted, AlreadyRunning
 from shared.tasks.runner import enqueue_task, reconcile_at_startup
 from shared.tasks.schedules import Schedule, SchedulerLoop, SlotOutcome, schedules_from_setting
@@ -97,6 +98,9 @@ def run_scheduler(config: Config | None = None) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    # A Redis that refuses or stays silent ends the process at start (one line, in the
+    # client's timeout), not at the first slot, which may be an hour away.
+    require_redis(redis_client(config.redis_url)).close()
     with build_loop(config) as loop:
         reconcile_at_startup(config)
         for schedule in loop.schedules:

@@ -122,15 +122,17 @@ def test_worker_module_stops_with_one_line(stalled, redis_url, mariadb_url, time
     assert elapsed >= waited
 
 
-def test_toonpick_worker_burst_stops_with_one_line(stalled, redis_url, mariadb_url):
+@pytest.mark.parametrize("command", [["worker", "--burst"], ["scheduler"]],
+                         ids=["worker-burst", "scheduler"])
+def test_toonpick_task_process_stops_with_one_line(stalled, redis_url, mariadb_url, command):
     env = {"TOONPICK_PROFILE": "test", "TOONPICK_MARIADB_URL": mariadb_url,
            "REDIS_URL": stalled_url(stalled, redis_url)}
-    code, lines, output, elapsed = run_command(["shared.cli", "worker", "--burst"], env)
+    code, lines, output, elapsed = run_command(["shared.cli", *command], env)
 
     assert code != 0, output
     assert elapsed < BOUND
     assert len(lines) == 1, lines
-    assert lines[0].startswith("toonpick worker: ")
+    assert lines[0].startswith(f"toonpick {command[0]}: ")
     # shared/cli.py main() words it; whichever words, it names Redis and the timeout.
     assert "Redis" in lines[0]
     assert "imeout" in lines[0] or "did not answer" in lines[0]
