@@ -26,13 +26,27 @@ def toonpick(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return done
 
 
+@pytest.fixture
+def platforms():
+    """The platforms as the simulator serves them, with no titles at all (no internet
+    here: a crawl of the real hosts would end with its start pages dead-lettered)."""
+    from crawler.simulator.catalogue import Catalogue
+    from crawler.simulator.server import serve
+
+    server = serve(Catalogue(titles=0))
+    yield server.url
+    server.shutdown()
+
+
 def test_a_slot_is_enqueued_once_and_run_by_a_worker(mariadb_url, mongo_url, s3_bucket,
-                                                     redis_url):
+                                                     redis_url, platforms):
     env = {**os.environ, "TOONPICK_PROFILE": "test", "TOONPICK_MARIADB_URL": mariadb_url,
            "TOONPICK_MONGO_URL": mongo_url, "TOONPICK_IMAGES_STORE": f"s3://{s3_bucket}/",
            "REDIS_URL": redis_url, "TOONPICK_SCHEDULES": ONLY_HOURLY,
            "TOONPICK_TASK_MODULES": "crawler.tasks", "TOONPICK_CRAWL_IDLE_SECONDS": "1",
-           "TOONPICK_TASK_HEARTBEAT_INTERVAL": "1"}
+           "TOONPICK_TASK_HEARTBEAT_INTERVAL": "1", "TOONPICK_CRAWL_HOST_RATE": "0",
+           **{f"TOONPICK_{name}_BASE_URL": platforms
+              for name in ("NAVER", "KAKAO", "KAKAOPAGE")}}
     # No offset: read in TOONPICK_TIMEZONE (Asia/Seoul), the 10:00 KST hourly slot.
     tick = ["scheduler", "--once", "--since", "2025-03-01T09:30", "--now", "2025-03-01T10:00:20"]
     first = json.loads(toonpick(env, *tick).stdout)
@@ -56,7 +70,8 @@ def test_a_slot_is_enqueued_once_and_run_by_a_worker(mariadb_url, mongo_url, s3_
         done = repository.get(execution_id)
     finally:
         repository.close()
-    # An empty catalogue has no title due: every platform's run is done with nothing to do.
+    # An empty catalogue has no title due: every platform's run is done with nothing to do
+    # (its start pages answered, empty).
     assert done.status is ExecutionStatus.COMPLETED, done.error
     assert done.progress == 100
     assert sorted(done.result["platforms"]) == ["KAKAO", "KAKAOPAGE", "NAVER"]
