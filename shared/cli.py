@@ -57,8 +57,15 @@ def _cmd_simulator(rest: Sequence[str]) -> int:
 
 def _cmd_crawl(args: argparse.Namespace) -> int:
     from dataclasses import replace
+    from pathlib import Path
 
-    from crawler.demo import RunChoiceError, choose_run, crawl_and_report, run_stats
+    from crawler.demo import (
+        RunChoiceError,
+        choose_run,
+        crawl_and_report,
+        run_stats,
+        single_process_run,
+    )
     from crawler.launcher import CrawlRequest, LaunchError
     from crawler.run_report import format_run, run_problems
     from shared.config import load_config
@@ -96,6 +103,7 @@ def _cmd_crawl(args: argparse.Namespace) -> int:
     else:
         print(f"single-process crawl (no REDIS_URL): {request.spider}, "
               f"exit codes {report['exit_codes']}")
+        print(format_run(single_process_run(request, Path(report["stats_file"]))))
     for path in report["logs"]:
         print(f"node log: {path}")
     print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
