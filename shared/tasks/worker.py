@@ -17,6 +17,10 @@ or silent (not refreshed for ``STALE_SCHEDULER_SECONDS`` past their due refresh,
 host) and starts its own scheduler. A silent scheduler that wakes up again finds its
 lock taken and stops scheduling that queue (RQ's own heartbeat handles that).
 
+Redis is asked once before RQ is handed the client (``require_redis``): RQ then raises
+the client's read timeout above its blocking dequeue, so a Redis that accepts and never
+answers would otherwise take that long per command to be noticed.
+
 ``python -m shared.tasks.worker --queue default --task-module pkg.tasks`` runs one.
 """
 
