@@ -104,6 +104,16 @@ def test_spider_node_stops_with_one_line(stalled, redis_url, mariadb_url, mongo_
     assert nothing_written(redis_url) == []
 
 
+def test_standby_node_stops_with_one_line(stalled, redis_url):
+    env = {"TOONPICK_PROFILE": "test", "REDIS_URL": stalled_url(stalled, redis_url)}
+    code, lines, output, elapsed = run_command(["shared.cli", "spider-node", "naver"], env)
+
+    assert code == 1, output
+    assert elapsed < BOUND
+    assert lines == [f"toonpick spider-node: {silence_line(stalled, SOCKET_TIMEOUT)}"]
+    assert "Traceback" not in output
+
+
 # --- a task worker -----------------------------------------------------------------
 
 
