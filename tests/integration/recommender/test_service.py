@@ -22,7 +22,7 @@ from shared.stores.redis import redis_client
 from shared.tasks import runner
 from shared.tasks.repository import TaskRepository
 from shared.tasks.runner import RunnerSettings, enqueue_task
-from shared.tasks.types import ExecutionStatus
+from shared.tasks.types import ExecutionStatus, InvalidParams
 
 pytestmark = pytest.mark.integration
 
@@ -286,9 +286,9 @@ def test_the_four_task_types_run_on_an_rq_worker(config, seeded, worker_process_
                          {"member_ids": member_ids[:5], "event_id": event}, force=False)
         assert refreshed["members"] == 5
 
-    bad = enqueue_task(config.mariadb_url, config.redis_url, "MEMBER_PREFERENCE_UPDATE",
-                       {"member_ids": ["x"]}, "api")
-    SimpleWorker([Queue(QUEUE, connection=connection)], connection=connection).work(
-        burst=True, with_scheduler=False)
-    failed = TaskRepository(config.mariadb_url).get(bad)
-    assert failed.status is ExecutionStatus.FAILED and "positive integers" in failed.error
+    # Bad parameters are refused when the task is queued, before anything is recorded.
+    before = len(TaskRepository(config.mariadb_url).list_executions())
+    with pytest.raises(InvalidParams, match="positive integers"):
+        enqueue_task(config.mariadb_url, config.redis_url, "MEMBER_PREFERENCE_UPDATE",
+                     {"member_ids": ["x"]}, "api")
+    assert len(TaskRepository(config.mariadb_url).list_executions()) == before
