@@ -511,6 +511,9 @@ def _store_failure(exc: BaseException) -> str | None:
         seen.add(id(error))
         module = type(error).__module__.partition(".")[0]
         text = _one_line(error)
+        if type(error).__name__ == "RedisUnavailable":
+            # shared.stores.redis already says where Redis is and which timeout ran out.
+            return text
         if module == "redis":
             match = _REDIS_CONNECT.search(text)
             if match and "onnection" in type(error).__name__:
