@@ -332,9 +332,15 @@ class ClusterNode:
             logger.info("crawl run %s/%s is done", self.keys.spider, self.keys.run_id)
             return
         if status != runs.RUNNING:
-            # Interrupted (or stopped) by another node: close, not as "finished".
-            self.stopping = True
-            self.close_reason = runs.INTERRUPTED if status == runs.INTERRUPTED else STOPPED
+            # Interrupted by another node, or lost between the check above and this one
+            # (a stopped run stays running): close as interrupted, never as "finished".
+            try:
+                lost = self._run_lost()
+            except redis.RedisError:
+                lost = False
+            if not lost:
+                self.stopping = True
+                self.close_reason = runs.INTERRUPTED
             raise CloseSpider(self.close_reason)
         self._schedule_wake()
         raise DontCloseSpider

@@ -102,11 +102,14 @@ def _lose_mid_crawl_then_restart(harness, simulator, redis_url: str, lose,
     ``late_fingerprints``: before the restart, a node that had not noticed the loss yet
     records the start pages as seen in the run's (fresh) dupefilter, as a live node does
     when it turns them into requests; kept, they would filter the whole re-crawl out."""
-    sim, catalogue = simulator(seed=5, titles=40, episodes=8)
+    sim, catalogue = simulator(seed=5, titles=60, episodes=8)
     point_at(harness, sim.url)
     harness.redis_url = redis_url
-    # A slow host rate so the crawl is mid-way when Redis loses it.
-    harness.env.update({"REDIS_URL": redis_url, "TOONPICK_CRAWL_HOST_RATE": "10"})
+    # A slow host rate so the crawl is mid-way when Redis loses it, and short leases so
+    # nodes notice the loss within a second (heartbeat = lease / 3): after a FLUSHDB a
+    # node keeps crawling what it pushes into fresh keys until its next heartbeat.
+    harness.env.update({"REDIS_URL": redis_url, "TOONPICK_CRAWL_HOST_RATE": "10",
+                        "TOONPICK_CRAWL_LEASE_SECONDS": "3"})
     expected = catalogue.expected()
     want_titles = expected_titles(expected, "NAVER")
     want_episodes = expected_episodes(expected, "NAVER")
