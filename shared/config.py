@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from shared.redaction import MASK, mask_url
+
 PROFILES = ("dev", "test", "prod")
 
 
@@ -489,43 +491,8 @@ def setting(name: str) -> Setting:
 # Secrets are data, not names: a setting says it is one (``secret=True``), and every URL
 # shown loses its password and credential-bearing query values, whatever the setting's name.
 
-MASK = "***"
-# Query parameters that carry a credential: ?password=, ?token=, ?api_key=, S3 presigned
-# X-Amz-Signature/-Credential/-Security-Token, MongoDB's authMechanismProperties
-# (AWS_SESSION_TOKEN:...). Masking a harmless one (sslkey=/path) only costs a detail.
-_SECRET_QUERY_KEY = re.compile(
-    r"pass|pwd|secret|token|key|sig|credential|authmechanismproperties", re.IGNORECASE)
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-
-
-def mask_url(text: str) -> str:
-    """``text`` with the password and credential query values of every URL in it masked:
-    ``mysql://user:***@host/db``, ``redis://:***@host:6379/0``, ``https://host/x?token=***``.
-    A text that is one URL is masked as a whole, so a password holding a space or a
-    ``/`` (unencoded, which the stores' parsers then misread) is still masked."""
-    if _URL_IN_TEXT.match(text) and text.count("://") == 1:
-        return _mask_one_url(text)
-    return _URL_IN_TEXT.sub(lambda found: _mask_one_url(found.group()), text)
-
-
-def _mask_one_url(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    # The last "@" ends the user info even when a password holds an unencoded "/", "?" or
-    # "@"; one that was really in the path or query only masks more than needed.
-    userinfo, at, hostpart = rest.rpartition("@")
-    if at:
-        user, colon, _ = userinfo.partition(":")
-        rest = f"{user}:{MASK}@{hostpart}" if colon else rest
-    head, question, query = rest.partition("?")
-    if not question:
-        return f"{scheme}://{rest}"
-    query, hash_, fragment = query.partition("#")
-    fields = []
-    for field_ in query.split("&"):
-        name, equals, _ = field_.partition("=")
-        fields.append(f"{name}={MASK}" if equals and _SECRET_QUERY_KEY.search(name) else field_)
-    return f"{scheme}://{head}?{'&'.join(fields)}{hash_}{fragment}"
-
+# ``mask_url`` and ``MASK`` live in shared.redaction, beneath the store modules that
+# validate URLs here (which use it for their own error messages).
 
 def redact(setting: Setting, value: Any) -> Any:
     """``value`` of ``setting`` as it may be shown (``toonpick config``, logs, the admin

@@ -31,6 +31,8 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 import pymysql
 import pymysql.cursors
 
+from shared.redaction import mask_url
+
 DEFAULT_PORT = 3306
 # Seconds; see the module's doc for why these numbers. Each can be overridden in the URL.
 TIMEOUTS: dict[str, float] = {"connect_timeout": 10.0, "read_timeout": 60.0,
@@ -64,17 +66,17 @@ def parse_url(url: str) -> MariaDBURL:
     """Split a ``mysql://`` (or ``mariadb://``) URL; a database name is required."""
     parts = urlsplit(url)
     if parts.scheme not in ("mysql", "mariadb", "mysql+pymysql"):
-        raise MariaDBURLError(f"{_redacted(url)!r}: expected a mysql:// URL")
+        raise MariaDBURLError(f"{mask_url(url)!r}: expected a mysql:// URL")
     database = unquote(parts.path.lstrip("/"))
     if not database:
-        raise MariaDBURLError(f"{_redacted(url)!r}: the URL names no database")
+        raise MariaDBURLError(f"{mask_url(url)!r}: the URL names no database")
     if not _DATABASE_NAME.match(database):
         # The name is spliced into CREATE/DROP DATABASE, which take no parameters.
-        raise MariaDBURLError(f"{_redacted(url)!r}: database name must be letters, digits or _")
+        raise MariaDBURLError(f"{mask_url(url)!r}: database name must be letters, digits or _")
     query = parse_qs(parts.query)
     ssl_mode = query.get("ssl", ["preferred"])[0]
     if ssl_mode not in SSL_MODES:
-        raise MariaDBURLError(f"{_redacted(url)!r}: ssl must be one of {', '.join(SSL_MODES)}")
+        raise MariaDBURLError(f"{mask_url(url)!r}: ssl must be one of {', '.join(SSL_MODES)}")
     timeouts = {name: _timeout(url, query, name, default) for name, default in TIMEOUTS.items()}
     return MariaDBURL(
         host=parts.hostname or "127.0.0.1",
@@ -99,18 +101,9 @@ def _timeout(url: str, query: dict[str, list[str]], name: str, default: float) -
         seconds = 0.0
     if not (seconds > 0 and math.isfinite(seconds)):
         # 0 means "wait forever" to PyMySQL: exactly the hang these options exist to prevent.
-        raise MariaDBURLError(f"{_redacted(url)!r}: {name} must be a number of seconds > 0, "
+        raise MariaDBURLError(f"{mask_url(url)!r}: {name} must be a number of seconds > 0, "
                               f"got {raw!r}")
     return seconds
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, for error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _connect(

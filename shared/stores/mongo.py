@@ -20,6 +20,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pymongo
 from pymongo.database import Database
 
+from shared.redaction import mask_url
+
 # Milliseconds, pymongo's option names; see the module's doc for why these numbers.
 TIMEOUTS: dict[str, int] = {
     "serverSelectionTimeoutMS": 10_000,
@@ -35,10 +37,10 @@ class MongoURLError(ValueError):
 def database_name(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("mongodb", "mongodb+srv"):
-        raise MongoURLError(f"{_redacted(url)!r}: expected a mongodb:// URL")
+        raise MongoURLError(f"{mask_url(url)!r}: expected a mongodb:// URL")
     name = unquote(parts.path.lstrip("/"))
     if not name:
-        raise MongoURLError(f"{_redacted(url)!r}: the URL names no database")
+        raise MongoURLError(f"{mask_url(url)!r}: the URL names no database")
     return name
 
 
@@ -62,11 +64,3 @@ def mongo_database(url: str, client: pymongo.MongoClient | None = None) -> Datab
     """The URL's database, on ``client`` when given (else a new client)."""
     name = database_name(url)
     return (client or mongo_client(url))[name]
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, for error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(":" + parts.password + "@", ":***@", 1)
