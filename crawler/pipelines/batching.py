@@ -103,12 +103,9 @@ DEAD_LETTERED = "dead_lettered"  # its request was dead-lettered: replay brings 
 RELEASED = "released"  # its node closed: the request goes back to the queue
 
 
-class NotStored(RuntimeError):
-    """An item the pipeline gave up on without storing it; its request is crawled again."""
-
-
-class StoreUnavailable(NotStored):
-    """The store kept failing past the outage bound while the node was closing."""
+class StoreUnavailable(RuntimeError):
+    """The store kept failing past the outage bound while the node was closing: the item
+    is not stored and its lease not acked, so its request is crawled again."""
 
 
 class GivenBack(DropItem):
