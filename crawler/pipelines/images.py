@@ -153,8 +153,9 @@ class ThumbnailImagesPipeline(ImagesPipeline):
                           settings.get("AWS_REGION_NAME"))
         return cls(store_uri, crawler=crawler)
 
-    def resolve_pending(self, lease_ids: set[str] | None, drop: bool) -> None:
-        """Part of the writers' surface the node calls; no thumbnail waits for other work."""
+    def resolve_pending(self, lease_ids: set[str] | None, verdict: str) -> None:
+        """Part of the writers' surface the node calls (``BatchingPipeline.resolve_pending``);
+        no thumbnail waits for other work."""
 
     def get_media_requests(self, item: Any, info: MediaPipeline.SpiderInfo) -> list[Request]:
         if not isinstance(item, WebtoonItem):
